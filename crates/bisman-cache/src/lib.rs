@@ -1,0 +1,1 @@
+//! Session and permission caches (see the crate README).

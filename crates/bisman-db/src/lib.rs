@@ -1,0 +1,20 @@
+//! Bisman's PostgreSQL side.
+//!
+//! - [`migrate`]: the numbered SQL migrations embedded in the binary (the ERP
+//!   baseline, `001`–`011`, and the P3 migration, `012`) and the migrator
+//!   that applies them.
+//! - [`embedded`]: a private PostgreSQL started from the machine's own
+//!   binaries when no `DATABASE_URL` is given.
+//! - [`pool`]: connection pools with the settings every Bisman process uses.
+//! - [`partitions`]: month arithmetic and the partition names the SQL
+//!   functions use.
+//!
+//! This crate owns SQL. It must not know about HTTP, caches or the CLI.
+
+pub mod embedded;
+pub mod migrate;
+pub mod partitions;
+pub mod pool;
+
+pub use migrate::{MigrateError, Migrator};
+pub use pool::connect;
