@@ -9,6 +9,14 @@
 //! names the server and a database to administer it from; `BISMAN_TEST_REDIS_URL`
 //! (default `redis://127.0.0.1:6379`) the Redis.
 
+mod proxy;
+mod redis_server;
+mod serve;
+
+pub use proxy::TcpProxy;
+pub use redis_server::{RedisCluster, RedisServer};
+pub use serve::ServeProcess;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bisman_db::migrate::{Migrator, MIGRATIONS};
