@@ -175,6 +175,24 @@ impl EmbeddedPostgres {
         Ok(())
     }
 
+    /// Stops the server (`pg_ctl stop -m fast`: sessions are terminated)
+    /// but keeps this handle, so that [`Self::start_again`] can bring it back
+    /// on the same port with the same data: the "PostgreSQL restarted" fault
+    /// of the reliability suite.
+    pub async fn stop_keeping(&self) -> Result<(), EmbeddedError> {
+        let pgdata = self.pgdata.to_string_lossy().into_owned();
+        self.run(
+            "pg_ctl",
+            &["-D", &pgdata, "-m", "fast", "-w", "-t", "60", "stop"],
+        )
+        .await
+    }
+
+    /// Starts a server stopped by [`Self::stop_keeping`] again, on its port.
+    pub async fn start_again(&self) -> Result<(), EmbeddedError> {
+        self.pg_ctl_start().await
+    }
+
     async fn running_port(&self) -> Option<u16> {
         let pid_file = std::fs::read_to_string(self.pgdata.join("postmaster.pid")).ok()?;
         let pgdata = self.pgdata.to_string_lossy().into_owned();

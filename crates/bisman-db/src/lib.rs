@@ -8,11 +8,17 @@
 //! - [`pool`]: connection pools with the settings every Bisman process uses.
 //! - [`partitions`]: month arithmetic and the partition names the SQL
 //!   functions use.
+//! - [`lifecycle`]: partition status, premake, archive, retention, restore,
+//!   and the migration of a live flat table to its partitioned twin.
+//! - [`normalize`]: JSONB read receipts and reactions moved into tables
+//!   online, and verified.
 //!
 //! This crate owns SQL. It must not know about HTTP, caches or the CLI.
 
 pub mod embedded;
+pub mod lifecycle;
 pub mod migrate;
+pub mod normalize;
 pub mod partitions;
 pub mod pool;
 

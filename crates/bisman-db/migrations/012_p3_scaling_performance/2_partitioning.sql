@@ -189,6 +189,11 @@ BEGIN
     SELECT pt.partdefid::regclass INTO default_part
     FROM pg_partitioned_table pt WHERE pt.partrelid = parent AND pt.partdefid <> 0;
     IF default_part IS NOT NULL THEN
+        -- Hold writers off the default partition until this transaction ends:
+        -- a row inserted there between a child's move and its parent's (a
+        -- receipt for a message still in the default partition) would
+        -- otherwise be deleted by the parent's cascade. Readers carry on.
+        EXECUTE format('LOCK TABLE %s IN EXCLUSIVE MODE', default_part);
         EXECUTE format(
             'WITH moved AS (DELETE FROM %s WHERE %I >= %L AND %I < %L RETURNING *) '
             'INSERT INTO %I SELECT * FROM moved',

@@ -93,29 +93,41 @@ CREATE TABLE IF NOT EXISTS normalization_quarantine (
 -- ---------------------------------------------------------------------------
 -- Parsing helpers.
 
--- A timestamp from JSON text, or NULL when it is not one. Naive values are UTC.
+-- A timestamp from JSON text, or NULL when it is not one. Plain SQL (no
+-- exception block, which would cost a subtransaction per entry): a strict
+-- ISO-8601 pattern and a days-in-month check decide, so the cast never
+-- fails. Values without an offset are read in the session's time zone; the
+-- normalisation functions run in UTC. Whitespace and digits are spelled out
+-- as ASCII: `\s` and `\d` follow the database's locale (in C.UTF-8 `\s`
+-- matches U+2003), while ltrim, the integer casts and the date parser only
+-- skip ASCII whitespace, so a leading tab or em space made the casts raise
+-- (the Rust twin, crates/bisman-jsonb, and its differential test pin this).
+-- Offsets stop at ±15:59 and a bare date takes no `-hh` offset without a
+-- space: PostgreSQL's parser refuses both.
 CREATE OR REPLACE FUNCTION bisman_try_timestamp(p TEXT)
-RETURNS TIMESTAMP LANGUAGE plpgsql STABLE SET TimeZone = 'UTC'
+RETURNS TIMESTAMP LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-BEGIN
-    IF p IS NULL OR length(p) > 64 OR p !~ '^\s*\d{4}-\d{2}-\d{2}' THEN
-        RETURN NULL;
-    END IF;
-    RETURN p::timestamptz AT TIME ZONE 'UTC';
-EXCEPTION WHEN others THEN
-    RETURN NULL;
-END $$;
+    SELECT CASE WHEN p ~ '^[ \t\n\r\f\v]*[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?)?[ \t\n\r\f\v]*(Z|[+-](0[0-9]|1[0-5])(:?[0-5][0-9])?)?[ \t\n\r\f\v]*$'
+              AND p !~ '^[ \t\n\r\f\v]*[0-9]{4}-[0-9]{2}-[0-9]{2}-'
+        THEN CASE WHEN substr(ltrim(p, E' \t\n\r\f\x0b'), 9, 2)::int
+                       <= extract(day from make_date(substr(ltrim(p, E' \t\n\r\f\x0b'), 1, 4)::int,
+                                                     substr(ltrim(p, E' \t\n\r\f\x0b'), 6, 2)::int, 1)
+                                        + interval '1 month - 1 day')
+                  THEN p::timestamptz AT TIME ZONE 'UTC' END
+    END
+$$;
 
 -- A user id from a JSON value: a positive 32-bit integer given as a number
 -- (123 or 123.0) or a numeric string; NULL otherwise.
 CREATE OR REPLACE FUNCTION bisman_json_user_id(p JSONB)
 RETURNS INTEGER LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT CASE
-        WHEN jsonb_typeof(p) IN ('number', 'string')
-             AND (p #>> '{}') ~ '^\s*[0-9]{1,10}(\.0+)?\s*$'
-             AND (p #>> '{}')::numeric BETWEEN 1 AND 2147483647
-        THEN (p #>> '{}')::numeric::integer
+    SELECT CASE jsonb_typeof(p)
+        WHEN 'number' THEN CASE WHEN p::numeric = trunc(p::numeric) AND p::numeric BETWEEN 1 AND 2147483647
+                                THEN p::numeric::integer END
+        WHEN 'string' THEN CASE WHEN (p #>> '{}') ~ '^[ \t\n\r\f\v]*[0-9]{1,10}[ \t\n\r\f\v]*$'
+                                     AND (p #>> '{}')::numeric BETWEEN 1 AND 2147483647
+                                THEN (p #>> '{}')::numeric::integer END
     END
 $$;
 
@@ -199,18 +211,18 @@ BEGIN
         LIMIT p_limit
     ), entries AS (
         SELECT b.*, (e.ord - 1)::integer AS idx, e.value AS entry,
-               bisman_read_entry_problem(e.value) AS problem
+               bisman_read_entry_problem(e.value) AS problem,
+               bisman_json_user_id(e.value->'userId') AS user_id,
+               bisman_try_timestamp(e.value->>'readAt') AS read_at
         FROM batch b
         CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(b.col) = 'array' THEN b.col END)
              WITH ORDINALITY AS e(value, ord)
     ), valid AS (
-        SELECT DISTINCT ON (en.id, bisman_json_user_id(en.entry->'userId'))
-               en.tenant_id, en.id, en.created_at, en.thread_id,
-               bisman_json_user_id(en.entry->'userId') AS user_id,
-               coalesce(bisman_try_timestamp(en.entry->>'readAt'), en.created_at) AS read_at
+        SELECT DISTINCT ON (en.id, en.user_id)
+               en.tenant_id, en.id, en.created_at, en.thread_id, en.user_id,
+               coalesce(en.read_at, en.created_at) AS read_at
         FROM entries en WHERE en.problem IS NULL
-        ORDER BY en.id, bisman_json_user_id(en.entry->'userId'),
-                 coalesce(bisman_try_timestamp(en.entry->>'readAt'), en.created_at)
+        ORDER BY en.id, en.user_id, coalesce(en.read_at, en.created_at)
     ), ins AS (
         INSERT INTO message_reads (tenant_id, message_id, message_created_at, thread_id, user_id, read_at)
         SELECT v.tenant_id, v.id, v.created_at, v.thread_id, v.user_id, v.read_at FROM valid v
@@ -254,16 +266,16 @@ BEGIN
         ORDER BY m.id
         LIMIT p_limit
     ), entries AS (
-        SELECT b.*, e.idx, e.entry, bisman_reaction_entry_problem(e.entry) AS problem
+        SELECT b.*, e.idx, e.entry, bisman_reaction_entry_problem(e.entry) AS problem,
+               bisman_json_user_id(e.entry->'userId') AS user_id, e.entry->>'emoji' AS emoji,
+               bisman_try_timestamp(e.entry->>'createdAt') AS reacted_at
         FROM batch b CROSS JOIN LATERAL bisman_reaction_entries(b.col) AS e
     ), valid AS (
-        SELECT DISTINCT ON (en.id, bisman_json_user_id(en.entry->'userId'), en.entry->>'emoji')
-               en.tenant_id, en.id, en.created_at, en.thread_id,
-               bisman_json_user_id(en.entry->'userId') AS user_id, en.entry->>'emoji' AS emoji,
-               coalesce(bisman_try_timestamp(en.entry->>'createdAt'), en.created_at) AS reacted_at
+        SELECT DISTINCT ON (en.id, en.user_id, en.emoji)
+               en.tenant_id, en.id, en.created_at, en.thread_id, en.user_id, en.emoji,
+               coalesce(en.reacted_at, en.created_at) AS reacted_at
         FROM entries en WHERE en.problem IS NULL
-        ORDER BY en.id, bisman_json_user_id(en.entry->'userId'), en.entry->>'emoji',
-                 coalesce(bisman_try_timestamp(en.entry->>'createdAt'), en.created_at)
+        ORDER BY en.id, en.user_id, en.emoji, coalesce(en.reacted_at, en.created_at)
     ), ins AS (
         INSERT INTO message_reactions (tenant_id, message_id, message_created_at, thread_id, user_id, emoji, created_at)
         SELECT v.tenant_id, v.id, v.created_at, v.thread_id, v.user_id, v.emoji, v.reacted_at FROM valid v

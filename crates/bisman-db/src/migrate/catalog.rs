@@ -94,6 +94,21 @@ pub static MIGRATIONS: &[Migration] = &[
             tx!("012_p3_scaling_performance/6_initial_partitions.sql"),
         ],
     },
+    Migration {
+        version: 13,
+        name: "partition_lifecycle",
+        steps: &[tx!("013_partition_lifecycle.sql")],
+    },
+    Migration {
+        version: 14,
+        name: "cache_invalidation_journal",
+        steps: &[tx!("014_cache_invalidation_journal.sql")],
+    },
+    Migration {
+        version: 15,
+        name: "service",
+        steps: &[tx!("015_service.sql")],
+    },
 ];
 
 /// The last baseline (pre-P3) migration: what an existing ERP database holds.

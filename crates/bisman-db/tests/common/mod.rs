@@ -83,3 +83,10 @@ pub async fn exists(pool: &PgPool, relation: &str) -> bool {
         .await
         .unwrap()
 }
+
+/// A folder of its own under the system's temporary directory.
+pub fn tempdir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("bisman-{tag}-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
