@@ -1,13 +1,265 @@
 //! Configuration of `bisman serve`: one typed struct, each field a flag with
-//! an environment variable. The README's configuration table lists them.
+//! an environment variable. The README's configuration table lists them all
+//! (the database options live in the CLI's `DatabaseArgs`, shared by every
+//! command). Secrets (`REDIS_URL` may hold a password) never reach `Debug`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bisman_cache::{CacheConfig, CacheMode, NearConfig, Ttls};
 
 /// Options of `bisman serve`.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct ServeConfig {
-    /// Address to listen on.
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
     #[arg(long, env = "BISMAN_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
     /// Seed a demo tenant (idempotent) and print a walk-through.
     #[arg(long, env = "BISMAN_DEMO")]
     pub demo: bool,
+
+    /// The session and permission caches.
+    #[command(flatten)]
+    pub cache: CacheArgs,
+
+    /// Largest request body accepted, in bytes (larger: 413).
+    #[arg(long, env = "BISMAN_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+    /// Time a request may take before it is answered with 503.
+    #[arg(long, env = "BISMAN_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// Time in-flight requests get to finish on shutdown.
+    #[arg(long, env = "BISMAN_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Take the client address from the last `X-Forwarded-For` hop (behind a proxy).
+    #[arg(long, env = "BISMAN_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+    /// Failed logins per account within the window before further attempts get 429.
+    #[arg(long, env = "BISMAN_LOGIN_MAX_FAILURES", default_value_t = 5)]
+    pub login_max_failures: u32,
+    /// Login attempts per client address within the window before 429.
+    #[arg(long, env = "BISMAN_LOGIN_MAX_PER_ADDRESS", default_value_t = 30)]
+    pub login_max_per_address: u32,
+    /// The login rate-limit window.
+    #[arg(long, env = "BISMAN_LOGIN_WINDOW", default_value = "15m", value_parser = parse_duration)]
+    pub login_window: Duration,
+
+    /// Run the maintenance scheduler in this process.
+    #[arg(long, env = "BISMAN_MAINTENANCE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub maintenance: bool,
+    /// How often the scheduler looks for due jobs.
+    #[arg(long, env = "BISMAN_MAINTENANCE_TICK", default_value = "30s", value_parser = parse_duration)]
+    pub maintenance_tick: Duration,
+    /// Partition premake interval (`off` disables).
+    #[arg(long, env = "BISMAN_JOB_PREMAKE_EVERY", default_value = "6h", value_parser = parse_every)]
+    pub job_premake_every: Every,
+    /// Retention interval (`off` disables).
+    #[arg(long, env = "BISMAN_JOB_RETENTION_EVERY", default_value = "1d", value_parser = parse_every)]
+    pub job_retention_every: Every,
+    /// `permission_cache` cleanup interval (`off` disables).
+    #[arg(long, env = "BISMAN_JOB_CACHE_CLEANUP_EVERY", default_value = "1h", value_parser = parse_every)]
+    pub job_cache_cleanup_every: Every,
+    /// `pg_stat_statements` snapshot interval (`off` disables).
+    #[arg(long, env = "BISMAN_JOB_STATS_SNAPSHOT_EVERY", default_value = "1h", value_parser = parse_every)]
+    pub job_stats_snapshot_every: Every,
+    /// Archive months to this folder before retention drops them (archive-first
+    /// retention). Without it, retention only drops months that are empty or
+    /// already archived and verified.
+    #[arg(long, env = "BISMAN_RETENTION_ARCHIVE_DIR")]
+    pub retention_archive_dir: Option<PathBuf>,
+    /// Months kept before the current one (default: each table's registry value).
+    #[arg(long, env = "BISMAN_RETENTION_KEEP_MONTHS", value_parser = clap::value_parser!(i32).range(0..=1200))]
+    pub retention_keep_months: Option<i32>,
+}
+
+/// Options of the session and permission caches, shared by `bisman serve`
+/// and `bisman cache`.
+#[derive(Clone, clap::Args)]
+pub struct CacheArgs {
+    /// Shared cache: `redis://…`, `rediss://…`, `redis+cluster://h:p,h:p`,
+    /// `memory`, `postgres` or `disabled` (unset: memory).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of every cache key and channel (several deployments can share a Redis).
+    #[arg(long, env = "BISMAN_CACHE_PREFIX", default_value = "bisman:")]
+    pub cache_prefix: String,
+    /// Session idle timeout (sliding on activity).
+    #[arg(long, env = "BISMAN_SESSION_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub session_ttl: Duration,
+    /// Refresh-token lifetime.
+    #[arg(long, env = "BISMAN_REFRESH_TTL", default_value = "7d", value_parser = parse_duration)]
+    pub refresh_ttl: Duration,
+    /// Absolute session lifetime, whatever the activity.
+    #[arg(long, env = "BISMAN_SESSION_MAX_LIFETIME", default_value = "7d", value_parser = parse_duration)]
+    pub session_max_lifetime: Duration,
+    /// TTL of a user's cached permissions (a safety net: changes invalidate at once).
+    #[arg(long, env = "BISMAN_PERMISSIONS_TTL", default_value = "5m", value_parser = parse_duration)]
+    pub permissions_ttl: Duration,
+    /// TTL of a role's cached page permissions.
+    #[arg(long, env = "BISMAN_ROLE_PERMISSIONS_TTL", default_value = "10m", value_parser = parse_duration)]
+    pub role_permissions_ttl: Duration,
+    /// TTL of a super admin's cached module assignments.
+    #[arg(long, env = "BISMAN_MODULE_ASSIGNMENTS_TTL", default_value = "15m", value_parser = parse_duration)]
+    pub module_assignments_ttl: Duration,
+    /// Keep an in-process near-cache (L1) in front of a shared store.
+    #[arg(long, env = "BISMAN_NEAR_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub near_cache: bool,
+    /// Near-cache capacity (entries).
+    #[arg(long, env = "BISMAN_NEAR_CACHE_CAPACITY", default_value_t = 100_000)]
+    pub near_cache_capacity: u64,
+    /// Near-cache entry lifetime: the longest an entry is served without asking the store.
+    #[arg(long, env = "BISMAN_NEAR_CACHE_TTL", default_value = "10s", value_parser = parse_duration)]
+    pub near_cache_ttl: Duration,
+    /// The near-cache serves only while its invalidation subscription was confirmed this recently.
+    #[arg(long, env = "BISMAN_NEAR_CACHE_LEASE", default_value = "1500ms", value_parser = parse_duration)]
+    pub near_cache_lease: Duration,
+    /// Timeout of one cache-store operation (then PostgreSQL answers).
+    #[arg(long, env = "BISMAN_CACHE_TIMEOUT", default_value = "500ms", value_parser = parse_duration)]
+    pub cache_timeout: Duration,
+}
+
+impl std::fmt::Debug for CacheArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheArgs")
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
+            .field("cache_prefix", &self.cache_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CacheArgs {
+    /// The cache configuration these options describe.
+    pub fn cache_config(&self) -> anyhow::Result<CacheConfig> {
+        let mode = CacheMode::parse(self.redis_url.as_deref())?;
+        let config = CacheConfig {
+            mode,
+            prefix: self.cache_prefix.clone(),
+            ttls: Ttls {
+                sessions: self.session_ttl,
+                refresh_tokens: self.refresh_ttl,
+                user_permissions: self.permissions_ttl,
+                role_permissions: self.role_permissions_ttl,
+                module_assignments: self.module_assignments_ttl,
+            },
+            near: NearConfig {
+                enabled: self.near_cache,
+                capacity: self.near_cache_capacity,
+                entry_ttl: self.near_cache_ttl,
+                subscription_lease: self.near_cache_lease,
+            },
+            session_max_lifetime: self.session_max_lifetime,
+            store_timeout: self.cache_timeout,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("bind", &self.bind)
+            .field("demo", &self.demo)
+            .field("cache", &self.cache)
+            .field("body_limit", &self.body_limit)
+            .field("request_timeout", &self.request_timeout)
+            .field("maintenance", &self.maintenance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ServeConfig {
+    /// The defaults of the flags (what `bisman serve` uses with no options).
+    fn default() -> Self {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: ServeConfig,
+        }
+        // No arguments: every field takes its default, or its environment
+        // variable when one is set, exactly as the real command would.
+        Wrapper::try_parse_from(["bisman"])
+            .map(|w| w.config)
+            .unwrap_or_else(|e| panic!("bisman serve's defaults do not parse: {e}"))
+    }
+}
+
+impl ServeConfig {
+    /// The cache configuration these options describe.
+    pub fn cache_config(&self) -> anyhow::Result<CacheConfig> {
+        self.cache.cache_config()
+    }
+}
+
+/// A job interval; `None` means the job is off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Every(pub Option<Duration>);
+
+/// Parses `500ms`, `30s`, `5m`, `6h`, `1d` or a number of seconds.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let s = raw.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a duration like 500ms, 30s, 5m, 6h or 1d"))?;
+    let unit_ms: u64 = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("{raw:?}: unknown unit (use ms, s, m, h or d)")),
+    };
+    let ms = n
+        .checked_mul(unit_ms)
+        .filter(|ms| *ms <= 366 * 86_400_000)
+        .ok_or_else(|| format!("{raw:?} is longer than a year"))?;
+    Ok(Duration::from_millis(ms))
+}
+
+/// Parses an interval, or `off` / `0` for a disabled job.
+pub fn parse_every(raw: &str) -> Result<Every, String> {
+    match raw.trim() {
+        "off" | "disabled" | "never" | "0" => Ok(Every(None)),
+        _ => {
+            let d = parse_duration(raw)?;
+            if d < Duration::from_secs(1) {
+                return Err(format!("{raw:?}: a job interval must be at least 1s"));
+            }
+            Ok(Every(Some(d)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("6h").unwrap(), Duration::from_secs(6 * 3600));
+        assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86400));
+        for bad in ["", "x", "5w", "-1s", "99999999999999999999d", "400d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_every("off").unwrap(), Every(None));
+        assert_eq!(
+            parse_every("1h").unwrap(),
+            Every(Some(Duration::from_secs(3600)))
+        );
+        assert!(parse_every("10ms").is_err());
+    }
+
+    #[test]
+    fn defaults_make_a_valid_cache_config() {
+        let c = ServeConfig::default();
+        assert!(c.maintenance && c.cache.near_cache);
+        let cache = c.cache_config().unwrap();
+        assert_eq!(cache.ttls.user_permissions, Duration::from_secs(300));
+        assert!(!format!("{c:?}").contains("redis://"));
+    }
 }

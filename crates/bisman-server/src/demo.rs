@@ -1,9 +1,12 @@
 //! The demo tenant seeded by `bisman serve --demo`.
 //!
-//! One tenant (`demo`) with a super admin, an admin, a manager and a staff
-//! member, roles with page permissions, three threads of messages over the
-//! last three months with read receipts and reactions. Seeding is idempotent:
-//! an existing `demo` tenant is left as it is.
+//! One tenant (`demo`) with a super admin, an admin, a manager, a staff
+//! member and a platform operator (who assigns modules to super admins and
+//! can deactivate them, and holds no module permissions), roles with page
+//! permissions, three threads of messages over the last three months with
+//! read receipts and reactions, expenses waiting for the manager's approval
+//! and a few usage events. Seeding is idempotent: an existing `demo` tenant
+//! is left as it is.
 
 use anyhow::Context;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -47,7 +50,15 @@ pub const DEMO_USERS: &[DemoUser] = &[
         user_type: "STAFF",
         role: Some("Staff"),
     },
+    DemoUser {
+        email: "operator@demo.test",
+        user_type: "ADMIN",
+        role: None,
+    },
 ];
+
+/// The demo's platform operator (index in [`DEMO_USERS`]).
+const OPERATOR: usize = 4;
 
 /// A page grant: (module, page, actions).
 type Grant = (&'static str, &'static str, &'static [&'static str]);
@@ -60,6 +71,7 @@ const ROLES: &[(&str, &[Grant])] = &[
             ("admin", "roles", &["view", "create", "edit", "delete"]),
             ("admin", "users", &["view", "create", "edit"]),
             ("admin", "ops", &["view"]),
+            ("expenses", "list", &["view"]),
             ("messaging", "threads", &["view", "create"]),
             ("reports", "usage", &["view"]),
         ],
@@ -128,8 +140,14 @@ pub async fn seed(pool: &PgPool) -> anyhow::Result<bool> {
     .bind(user_ids[0])
     .fetch_one(&mut *tx)
     .await?;
-    sqlx::query("UPDATE users SET super_admin_id = $1 WHERE tenant_id = $2")
+    sqlx::query("UPDATE users SET super_admin_id = $1 WHERE tenant_id = $2 AND id <> $3")
         .bind(super_admin)
+        .bind(tenant)
+        .bind(user_ids[OPERATOR])
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO platform_operators (user_id, tenant_id) VALUES ($1, $2)")
+        .bind(user_ids[OPERATOR])
         .bind(tenant)
         .execute(&mut *tx)
         .await?;
@@ -141,7 +159,8 @@ pub async fn seed(pool: &PgPool) -> anyhow::Result<bool> {
     .await?;
 
     seed_roles(&mut tx, tenant, &user_ids).await?;
-    seed_messages(&mut tx, tenant, &user_ids).await?;
+    seed_messages(&mut tx, tenant, &user_ids[..OPERATOR]).await?;
+    seed_expenses(&mut tx, tenant, &user_ids).await?;
     tx.commit().await?;
 
     // The ERP's JSONB receipts and reactions, normalised as spec §3 does.
@@ -240,4 +259,80 @@ async fn seed_messages(
         .await?;
     }
     Ok(())
+}
+
+async fn seed_expenses(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant: Uuid,
+    user_ids: &[i32],
+) -> anyhow::Result<()> {
+    let (manager, staff) = (user_ids[2], user_ids[3]);
+    for (amount, what) in [
+        ("42.50", "Taxi to the airport"),
+        ("180.00", "Hotel, one night"),
+        ("12.90", "Lunch with a client"),
+    ] {
+        let expense: i32 = sqlx::query_scalar(
+            "INSERT INTO expenses (tenant_id, submitted_by, amount, description) VALUES ($1, $2, $3::numeric, $4) RETURNING id",
+        )
+        .bind(tenant)
+        .bind(staff)
+        .bind(amount)
+        .bind(what)
+        .fetch_one(&mut **tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO approvals (tenant_id, expense_id, approver_id) VALUES ($1, $2, $3)",
+        )
+        .bind(tenant)
+        .bind(expense)
+        .bind(manager)
+        .execute(&mut **tx)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO client_usage_events (tenant_id, user_id, event_type, module, page, occurred_at)
+         SELECT $1, u, e, 'expenses', 'list', now() - make_interval(hours => g * 7)
+         FROM unnest($2::int[]) u, unnest(ARRAY['page_view', 'click']) e, generate_series(0, 20) g",
+    )
+    .bind(tenant)
+    .bind(user_ids)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Ids the walk-through refers to.
+#[derive(Debug, Clone)]
+pub struct DemoFacts {
+    /// The first thread (by title).
+    pub thread_id: String,
+    /// Its newest message.
+    pub message_id: String,
+    /// The `Staff` role.
+    pub staff_role_id: i32,
+}
+
+/// Reads the ids the walk-through uses from the demo tenant.
+pub async fn facts(pool: &PgPool) -> anyhow::Result<DemoFacts> {
+    let (thread_id, message_id): (String, String) = sqlx::query_as(
+        r#"SELECT t.id, m.id FROM threads t JOIN tenants n ON n.id = t.tenant_id
+           JOIN LATERAL (SELECT id FROM thread_messages WHERE "threadId" = t.id AND NOT "isDeleted"
+                         ORDER BY "createdAt" DESC, id DESC LIMIT 1) m ON true
+           WHERE n.slug = 'demo' ORDER BY t.title LIMIT 1"#,
+    )
+    .fetch_one(pool)
+    .await
+    .context("reading the demo thread")?;
+    let staff_role_id: i32 = sqlx::query_scalar(
+        "SELECT r.id FROM roles r JOIN tenants n ON n.id = r.tenant_id WHERE n.slug = 'demo' AND r.name = 'Staff'",
+    )
+    .fetch_one(pool)
+    .await
+    .context("reading the demo Staff role")?;
+    Ok(DemoFacts {
+        thread_id,
+        message_id,
+        staff_role_id,
+    })
 }

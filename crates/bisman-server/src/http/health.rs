@@ -1,38 +1,123 @@
-//! `/healthz` (the process is up) and `/readyz` (its dependencies answer).
+//! `/healthz` (the process is up), `/readyz` (PostgreSQL and the cache
+//! answer) and `/metrics` (Prometheus text).
+
+use std::fmt::Write as _;
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json as JsonResponse;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
+use crate::metrics::escape;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+/// The routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Object)))]
+async fn healthz() -> JsonResponse<Value> {
+    JsonResponse(json!({ "status": "ok" }))
 }
 
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match sqlx::query_scalar::<_, i32>("SELECT 1")
+/// PostgreSQL and the cache store answer.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, body = Object), (status = 503, description = "A dependency is down", body = Object)))]
+async fn readyz(State(state): State<AppState>) -> (StatusCode, JsonResponse<Value>) {
+    let postgres = sqlx::query_scalar::<_, i32>("SELECT 1")
         .fetch_one(&state.pool)
         .await
-    {
-        Ok(_) => (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "postgres": "ok" })),
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check: PostgreSQL unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "postgres": "unreachable" })),
-            )
+        .is_ok();
+    let cache = state.cache.health().await;
+    let cache_ok = cache.store_ok != Some(false);
+    let status = if postgres && cache_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    if status != StatusCode::OK {
+        tracing::warn!(postgres, cache_ok, "not ready");
+    }
+    let body = json!({
+        "status": if status == StatusCode::OK { "ready" } else { "unavailable" },
+        "postgres": if postgres { "ok" } else { "unreachable" },
+        "cache": cache,
+    });
+    (status, JsonResponse(body))
+}
+
+/// Prometheus metrics: requests and latency by route, cache events per
+/// namespace and layer, connection pool, maintenance jobs.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut out = String::with_capacity(16 * 1024);
+    state.http_metrics.render(&mut out);
+    render_cache(&state, &mut out).await;
+    render_pool(&state, &mut out);
+    state.jobs.render(&state.pool, &mut out).await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+}
+
+async fn render_cache(state: &AppState, out: &mut String) {
+    out.push_str("# HELP bisman_cache_events_total Cache events by namespace, layer and kind.\n");
+    out.push_str("# TYPE bisman_cache_events_total counter\n");
+    for row in state.cache.stats() {
+        for (event, n) in [
+            ("hit", row.hits),
+            ("miss", row.misses),
+            ("fill", row.fills),
+            ("invalidation", row.invalidations),
+            ("error", row.errors),
+        ] {
+            let _ = writeln!(
+                out,
+                "bisman_cache_events_total{{namespace=\"{}\",layer=\"{}\",event=\"{event}\"}} {n}",
+                escape(row.namespace),
+                escape(row.layer)
+            );
         }
     }
+    if let Ok(Some(server)) = state.cache.server_stats().await {
+        out.push_str("# HELP bisman_cache_store_keyspace_total The store server's keyspace hits and misses.\n");
+        out.push_str("# TYPE bisman_cache_store_keyspace_total counter\n");
+        let _ = writeln!(
+            out,
+            "bisman_cache_store_keyspace_total{{result=\"hit\"}} {}\nbisman_cache_store_keyspace_total{{result=\"miss\"}} {}",
+            server.keyspace_hits, server.keyspace_misses
+        );
+    }
+}
+
+fn render_pool(state: &AppState, out: &mut String) {
+    let size = state.pool.size();
+    let idle = u32::try_from(state.pool.num_idle()).unwrap_or(u32::MAX);
+    out.push_str("# HELP bisman_db_pool_connections PostgreSQL pool connections by state.\n");
+    out.push_str("# TYPE bisman_db_pool_connections gauge\n");
+    let _ = writeln!(
+        out,
+        "bisman_db_pool_connections{{state=\"idle\"}} {idle}\nbisman_db_pool_connections{{state=\"in_use\"}} {}",
+        size.saturating_sub(idle)
+    );
+    out.push_str("# HELP bisman_db_pool_max_connections Pool size limit.\n");
+    out.push_str("# TYPE bisman_db_pool_max_connections gauge\n");
+    let _ = writeln!(
+        out,
+        "bisman_db_pool_max_connections {}",
+        state.pool.options().get_max_connections()
+    );
 }
