@@ -1,12 +1,14 @@
 //! Argument parsing and dispatch.
 
 mod database;
+mod progress;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 pub use database::{Database, DatabaseArgs};
+pub use progress::Bar;
 
 use crate::commands;
 
@@ -29,9 +31,21 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP service (with its built-in maintenance).
-    Serve(commands::serve::Args),
+    Serve(Box<commands::serve::Args>),
     /// Apply the embedded SQL migrations, or show their status.
     Migrate(commands::migrate::Args),
+    /// Monthly partitions: status, premake, archive, retain, restore, migrate, unswap.
+    Partitions(commands::partitions::Args),
+    /// Move the JSONB read receipts and reactions into tables, online; verify.
+    Normalize(commands::normalize::Args),
+    /// Measure the spec's performance table before and after P3, with peers.
+    Bench(Box<commands::bench::Args>),
+    /// Cache statistics (spec §10's keyspace hits and misses, per-namespace
+    /// counters of running services) and hand-made invalidations (spec §4).
+    Cache(Box<commands::cache::Args>),
+    /// Load the service (N instances, the ERP's request mix, revocations
+    /// throughout) and report throughput, latency, errors and memory.
+    Loadtest(Box<commands::loadtest::Args>),
 }
 
 /// Parses the command line, runs the command, and maps errors to an exit code.
@@ -47,8 +61,13 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => commands::serve::run(args).await,
+            Command::Serve(args) => commands::serve::run(*args).await,
             Command::Migrate(args) => commands::migrate::run(args).await,
+            Command::Partitions(args) => commands::partitions::run(args).await,
+            Command::Normalize(args) => commands::normalize::run(args).await,
+            Command::Bench(args) => commands::bench::run(*args).await,
+            Command::Cache(args) => commands::cache::run(*args).await,
+            Command::Loadtest(args) => commands::loadtest::run(*args).await,
         }
     });
     match result {
