@@ -62,6 +62,19 @@ struct Layers {
     raw: Option<RawGet>,
 }
 
+impl Layers {
+    /// The cache layers that are present: PostgreSQL, Redis, near-cache.
+    fn caches(&self) -> impl Iterator<Item = &Cache> {
+        [
+            Some(&self.postgres),
+            self.redis.as_ref(),
+            self.near.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
 /// Measures both operations on every layer, and the peers with them.
 pub async fn measure(
     after: &Dataset,
@@ -149,6 +162,33 @@ impl<'a> Plan<'a> {
                 .skipped
                 .push(Measurement::skipped(self.operation, layer, why_not)),
         }
+    }
+
+    /// The three cache layers, one `probe` each, with the same note.
+    fn add_caches(
+        &mut self,
+        layers: &'a Layers,
+        probe: impl Fn(&'a Cache) -> Probe<'a>,
+        note: Option<String>,
+    ) {
+        self.add(
+            Layer::Postgres,
+            Some(probe(&layers.postgres)),
+            note.clone(),
+            "",
+        );
+        self.add(
+            Layer::Redis,
+            layers.redis.as_ref().map(&probe),
+            note.clone(),
+            NO_REDIS,
+        );
+        self.add(
+            Layer::NearCache,
+            layers.near.as_ref().map(&probe),
+            note,
+            NO_REDIS,
+        );
     }
 
     fn add_peer(&mut self, layer: Layer, peer: PeerProbe<'a>) {
@@ -242,14 +282,7 @@ async fn sessions(
     progress: &dyn Progress,
 ) -> Result<Vec<Measurement>> {
     // Every key once through each cache first: they hold them all when sampling starts.
-    for c in [
-        Some(&layers.postgres),
-        layers.redis.as_ref(),
-        layers.near.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    {
+    for c in layers.caches() {
         for k in &work.sessions {
             c.sessions().get_session_with_fallback(&k.token).await?;
         }
@@ -259,24 +292,7 @@ async fn sessions(
         work.sessions.len()
     ));
     let mut plan = Plan::new(Operation::SessionLookup);
-    plan.add(
-        Layer::Postgres,
-        Some(session_probe(&layers.postgres, work)),
-        rotation.clone(),
-        "",
-    );
-    plan.add(
-        Layer::Redis,
-        layers.redis.as_ref().map(|c| session_probe(c, work)),
-        rotation.clone(),
-        NO_REDIS,
-    );
-    plan.add(
-        Layer::NearCache,
-        layers.near.as_ref().map(|c| session_probe(c, work)),
-        rotation,
-        NO_REDIS,
-    );
+    plan.add_caches(layers, |c| session_probe(c, work), rotation);
     plan.add(
         Layer::RawRedisGet,
         layers.raw.as_ref().map(RawGet::probe),
@@ -314,14 +330,7 @@ async fn permissions(
     effort: &Effort,
     progress: &dyn Progress,
 ) -> Result<Vec<Measurement>> {
-    for c in [
-        Some(&layers.postgres),
-        layers.redis.as_ref(),
-        layers.near.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    {
+    for c in layers.caches() {
         for k in &work.checks {
             c.permissions()
                 .has_page_permission(UserId(k.user_id), k.user_type, &k.module, &k.page)
@@ -333,24 +342,7 @@ async fn permissions(
         work.checks.len()
     ));
     let mut plan = Plan::new(Operation::PermissionCheck);
-    plan.add(
-        Layer::Postgres,
-        Some(permission_probe(&layers.postgres, work)),
-        rotation.clone(),
-        "",
-    );
-    plan.add(
-        Layer::Redis,
-        layers.redis.as_ref().map(|c| permission_probe(c, work)),
-        rotation.clone(),
-        NO_REDIS,
-    );
-    plan.add(
-        Layer::NearCache,
-        layers.near.as_ref().map(|c| permission_probe(c, work)),
-        rotation,
-        NO_REDIS,
-    );
+    plan.add_caches(layers, |c| permission_probe(c, work), rotation);
     plan.add_peer(Layer::Casbin, peers.permission_probe());
     plan.run(Sampler::fast(effort), progress).await
 }
