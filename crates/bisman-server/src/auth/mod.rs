@@ -7,6 +7,7 @@
 
 mod caller;
 mod client;
+pub mod login;
 pub mod password;
 mod rate_limit;
 

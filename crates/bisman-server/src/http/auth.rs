@@ -1,9 +1,9 @@
 //! `/api/v1/auth`: log in, log out, refresh, my sessions, change password.
 
 use axum::extract::State;
-use axum::http::{header::USER_AGENT, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json as JsonResponse;
-use bisman_cache::{IssuedSession, NewSession, SessionToken};
+use bisman_cache::{IssuedSession, SessionToken};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use crate::auth::{password, Caller, ClientAddr, LoginLimiter};
+use crate::auth::{password, Caller, ClientAddr};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{check_len, Json, Path};
 use crate::queries::{audit, users};
@@ -102,39 +102,14 @@ async fn login(
     check_len("tenant", &req.tenant, 1, 63)?;
     check_len("email", &req.email, 3, 320)?;
     check_len("password", &req.password, 1, 1024)?;
-    let account_key = LoginLimiter::account_key(&req.tenant, &req.email);
-    state
-        .limiter
-        .check(&account_key, &addr)
-        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
-
-    let account = users::find_for_login(&state.pool, &req.tenant, &req.email).await?;
-    let stored = account.as_ref().map(|a| a.password_hash.clone());
-    let matches = password::verify_blocking(req.password, stored).await;
-    let account = match account {
-        Some(a) if matches && a.active => a,
-        _ => {
-            state.limiter.failed(&account_key, &addr);
-            tracing::info!(tenant = %req.tenant, "login failed");
-            return Err(ApiError::InvalidCredentials);
-        }
+    let Some(account) =
+        crate::auth::login::check_credentials(&state, &req.tenant, &req.email, req.password, &addr)
+            .await?
+    else {
+        tracing::info!(tenant = %req.tenant, "login failed");
+        return Err(ApiError::InvalidCredentials);
     };
-    state.limiter.succeeded(&account_key);
-    let user_agent = headers
-        .get(USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.chars().take(300).collect());
-    let issued = state
-        .cache
-        .sessions()
-        .create_session(&NewSession {
-            tenant_id: account.tenant_id,
-            user_id: account.user_id,
-            user_type: account.user_type,
-            ip_address: Some(addr),
-            user_agent,
-        })
-        .await?;
+    let issued = crate::auth::login::open_session(&state, &account, addr, &headers).await?;
     tracing::info!(user = %account.user_id, session = issued.session.session_id, "logged in");
     Ok(JsonResponse(tokens(&state, issued)))
 }

@@ -7,21 +7,18 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::header::{SET_COOKIE, USER_AGENT};
+use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
-use bisman_cache::NewSession;
 use serde::Deserialize;
 
 use super::auth::{self, Viewer};
 use super::error::PageError;
 use super::html::{h, text, Markup};
 use super::layout::{self, Nav};
-use crate::auth::{password, ClientAddr, LoginLimiter};
-use crate::error::ApiError;
+use crate::auth::ClientAddr;
 use crate::http::AppState;
-use crate::queries::users;
 
 /// Where to go after logging in.
 #[derive(Debug, Default, Deserialize)]
@@ -128,50 +125,24 @@ pub async fn submit(
             "",
         ));
     }
-    let key = LoginLimiter::account_key(&f.tenant, &f.email);
-    state
-        .limiter
-        .check(&key, &addr)
-        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
-    let account = users::find_for_login(&state.pool, &f.tenant, &f.email)
-        .await
-        .map_err(ApiError::Internal)?;
-    let stored = account.as_ref().map(|a| a.password_hash.clone());
-    let matches = password::verify_blocking(f.password, stored).await;
-    let account = match account {
-        Some(a) if matches && a.active => a,
-        _ => {
-            state.limiter.failed(&key, &addr);
-            tracing::info!(tenant = %f.tenant, "ops page login failed");
-            return Ok(login_page(
-                StatusCode::UNAUTHORIZED,
-                next,
-                Some("Invalid tenant, e-mail or password."),
-                &f.tenant,
-                &f.email,
-            ));
-        }
+    let Some(account) =
+        crate::auth::login::check_credentials(&state, &f.tenant, &f.email, f.password, &addr)
+            .await?
+    else {
+        tracing::info!(tenant = %f.tenant, "ops page login failed");
+        return Ok(login_page(
+            StatusCode::UNAUTHORIZED,
+            next,
+            Some("Invalid tenant, e-mail or password."),
+            &f.tenant,
+            &f.email,
+        ));
     };
-    state.limiter.succeeded(&key);
     if !auth::may_operate(&state, account.user_id, account.user_type).await? {
         tracing::info!(user = %account.user_id, "ops page login refused: not an operator");
         return Err(PageError::Forbidden);
     }
-    let user_agent = headers
-        .get(USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.chars().take(300).collect());
-    let issued = state
-        .cache
-        .sessions()
-        .create_session(&NewSession {
-            tenant_id: account.tenant_id,
-            user_id: account.user_id,
-            user_type: account.user_type,
-            ip_address: Some(addr),
-            user_agent,
-        })
-        .await?;
+    let issued = crate::auth::login::open_session(&state, &account, addr, &headers).await?;
     tracing::info!(user = %account.user_id, session = issued.session.session_id, "ops page login");
     let mut response = layout::redirect(next);
     response.headers_mut().insert(
