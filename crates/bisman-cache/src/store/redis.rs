@@ -131,6 +131,29 @@ impl<K: Connector> RedisLike<K> {
         }
     }
 
+    /// `SET key value <condition> PX ttl`: whether it stored.
+    async fn set_when(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+        condition: &'static str,
+    ) -> Result<bool> {
+        let r: Option<String> = self
+            .run(|mut c| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg(condition)
+                    .arg("PX")
+                    .arg(ttl_ms(ttl))
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(r.is_some())
+    }
+
     /// Runs `op` on a connection within the store timeout.
     async fn run<T, F, Fut>(&self, op: F) -> Result<T>
     where
@@ -176,35 +199,11 @@ impl<K: Connector> Store for RedisLike<K> {
     }
 
     async fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> Result<bool> {
-        let r: Option<String> = self
-            .run(|mut c| async move {
-                redis::cmd("SET")
-                    .arg(key)
-                    .arg(value)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(ttl_ms(ttl))
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(r.is_some())
+        self.set_when(key, value, ttl, "NX").await
     }
 
     async fn set_xx(&self, key: &str, value: &str, ttl: Duration) -> Result<bool> {
-        let r: Option<String> = self
-            .run(|mut c| async move {
-                redis::cmd("SET")
-                    .arg(key)
-                    .arg(value)
-                    .arg("XX")
-                    .arg("PX")
-                    .arg(ttl_ms(ttl))
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(r.is_some())
+        self.set_when(key, value, ttl, "XX").await
     }
 
     async fn set_if_generation(
