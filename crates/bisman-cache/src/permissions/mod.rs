@@ -144,49 +144,33 @@ impl PermissionCache {
     /// Spec §4 `invalidateUserPermissions(userId)`: after the user's roles
     /// changed. Returns once no instance serves the old permissions.
     pub async fn invalidate_user_permissions(&self, user: UserId) -> Result<Delivery> {
-        Ok(self
-            .inner
-            .invalidate(
-                Pending {
-                    scopes: vec![Scope::User(user)],
-                    sessions: vec![],
-                },
-                &[Scope::User(user)],
-            )
-            .await)
+        Ok(self.invalidate_scopes(vec![Scope::User(user)]).await)
     }
 
     /// Spec §4 `invalidateSuperAdminPermissions(superAdminId)`: after the
     /// super admin's modules (or status) changed; reaches every user under them.
     pub async fn invalidate_super_admin_permissions(&self, sa: SuperAdminId) -> Result<Delivery> {
         let users = users_of_super_admin(&self.inner.pool, sa).await?;
-        let scopes = ordered(Scope::SuperAdmin(sa), users);
         Ok(self
-            .inner
-            .invalidate(
-                Pending {
-                    scopes: scopes.clone(),
-                    sessions: vec![],
-                },
-                &scopes,
-            )
+            .invalidate_scopes(ordered(Scope::SuperAdmin(sa), users))
             .await)
     }
 
     /// After a role's page permissions changed: reaches every user holding it.
     pub async fn invalidate_role_permissions(&self, role: RoleId) -> Result<Delivery> {
         let users = users_with_role(&self.inner.pool, role).await?;
-        let scopes = ordered(Scope::Role(role), users);
         Ok(self
-            .inner
-            .invalidate(
-                Pending {
-                    scopes: scopes.clone(),
-                    sessions: vec![],
-                },
-                &scopes,
-            )
+            .invalidate_scopes(ordered(Scope::Role(role), users))
             .await)
+    }
+
+    /// Invalidates `scopes` (no sessions end) on every instance.
+    async fn invalidate_scopes(&self, scopes: Vec<Scope>) -> Delivery {
+        let pending = Pending {
+            scopes: scopes.clone(),
+            sessions: vec![],
+        };
+        self.inner.invalidate(pending, &scopes).await
     }
 }
 
