@@ -55,7 +55,7 @@ fn quick_bench_prints_every_row_and_writes_its_files() {
         }
     }
     assert!(stdout.contains("| measured before | measured after | measured ratio |"));
-    assert!(stdout.contains("## Aims (DESIGN.md §5)"));
+    assert!(stdout.contains("## Aims (docs/AIMS.md)"));
     // Peers are measured, or the report says how to include them.
     assert!(
         stdout.contains("casbin enforce vs our near-cache hit")

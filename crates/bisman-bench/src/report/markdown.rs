@@ -158,7 +158,7 @@ fn spec(s: &mut String, r: &Report) -> std::fmt::Result {
 }
 
 fn aims(s: &mut String, r: &Report) -> std::fmt::Result {
-    writeln!(s, "## Aims (DESIGN.md §5)")?;
+    writeln!(s, "## Aims (docs/AIMS.md)")?;
     writeln!(s)?;
     writeln!(s, "| aim | measured | verdict |")?;
     writeln!(s, "|---|---|---|")?;

@@ -1,5 +1,5 @@
 //! The results of a run: the spec's table with measured columns, the aims
-//! of DESIGN.md §5 with their verdicts, the peers, and every measurement
+//! of docs/AIMS.md with their verdicts, the peers, and every measurement
 //! with all its samples; written as Markdown (`bench.md`), JSON
 //! (`bench.json`) and an SVG chart (`bench.svg`).
 
@@ -60,7 +60,7 @@ pub struct Report {
     pub peers_built: bool,
     /// The spec's §10 table, measured.
     pub spec_table: Vec<SpecRow>,
-    /// DESIGN.md §5's aims.
+    /// The aims of docs/AIMS.md.
     pub aims: Vec<Aim>,
     /// Peers next to our layers.
     pub peers: Vec<PeerRow>,

@@ -1,5 +1,5 @@
 //! The derived tables: the spec's §10 rows with measured columns, the aims
-//! of DESIGN.md §5, and the peers next to our layers.
+//! of docs/AIMS.md, and the peers next to our layers.
 
 use serde::Serialize;
 
@@ -177,7 +177,7 @@ pub enum Verdict {
     NotMeasured,
 }
 
-/// One aim of DESIGN.md §5.
+/// One aim of docs/AIMS.md.
 #[derive(Debug, Clone, Serialize)]
 pub struct Aim {
     /// The aim.
@@ -264,7 +264,7 @@ pub fn aims(all: &[Measurement]) -> Vec<Aim> {
             at_most(all, O::PermissionCheck, L::Postgres, 1_000.0),
         ),
         aim(
-            "Newest 50 messages of a thread ≤ 1 ms (partitioned, p50; DESIGN.md asks it at 10M rows)",
+            "Newest 50 messages of a thread ≤ 1 ms (partitioned, p50; the aim is for 10M rows)",
             at_most(all, O::NewestMessages, L::Partitioned, 1_000.0),
         ),
         aim("A thread's week scans ≤ 2 partitions", range_partitions),
