@@ -256,9 +256,18 @@ pub fn aims(all: &[Measurement]) -> Vec<Aim> {
         });
     let drop_secs = at_most(all, O::Retention, L::DetachDrop, 1e6);
     vec![
-        aim("L1 session hit ≤ 2 µs (p50)", at_most(all, O::SessionLookup, L::NearCache, 2.0)),
-        aim("L1 permission hit ≤ 2 µs (p50)", at_most(all, O::PermissionCheck, L::NearCache, 2.0)),
-        aim("Redis session path ≤ 1.3× a raw Redis GET (p50, same run)", redis_vs_get),
+        aim(
+            "L1 session hit ≤ 2 µs (p50)",
+            at_most(all, O::SessionLookup, L::NearCache, 2.0),
+        ),
+        aim(
+            "L1 permission hit ≤ 2 µs (p50)",
+            at_most(all, O::PermissionCheck, L::NearCache, 2.0),
+        ),
+        aim(
+            "Redis session path ≤ 1.3× a raw Redis GET (p50, same run)",
+            redis_vs_get,
+        ),
         aim(
             "Permission check computed from PostgreSQL ≤ 1 ms (p50)",
             at_most(all, O::PermissionCheck, L::Postgres, 1_000.0),
