@@ -5,16 +5,21 @@
 //! from a template that is migrated once per migration set and month, which
 //! keeps a fully migrated database about as cheap as an empty one.
 //!
+//! For read replicas, [`ReplicatedPostgres`] runs a private primary with hot
+//! standbys (real PostgreSQL processes, made like the embedded server).
+//!
 //! `BISMAN_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`)
 //! names the server and a database to administer it from; `BISMAN_TEST_REDIS_URL`
 //! (default `redis://127.0.0.1:6379`) the Redis.
 
 mod proxy;
 mod redis_server;
+mod replicated;
 mod serve;
 
 pub use proxy::TcpProxy;
 pub use redis_server::{RedisCluster, RedisServer};
+pub use replicated::ReplicatedPostgres;
 pub use serve::ServeProcess;
 
 use std::time::{SystemTime, UNIX_EPOCH};
