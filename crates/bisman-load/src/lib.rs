@@ -26,6 +26,8 @@
 //! - [`mix`]: the operations and their weights.
 //! - [`load`]: workers, prober, phases, and the running load's handle.
 //! - [`report`]: the figures, as JSON and Markdown.
+//! - [`replicas`]: read replicas' lag and routing counts over a run, from
+//!   the instances' `/readyz`.
 
 pub mod client;
 mod error;
@@ -33,6 +35,7 @@ pub mod instance;
 pub mod load;
 pub mod mix;
 mod probe;
+pub mod replicas;
 pub mod report;
 mod stats;
 mod writes;
@@ -41,5 +44,6 @@ pub use error::LoadError;
 pub use instance::{rss_kib, ServeProcess};
 pub use load::{Load, LoadConfig, Target};
 pub use mix::{Mix, Op};
+pub use replicas::{ReplicaSummary, ReplicaWatch};
 pub use report::Report;
 pub use writes::{verify_writes, Acknowledged, WritesCheck};

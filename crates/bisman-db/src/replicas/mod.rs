@@ -262,16 +262,26 @@ impl ReplicaSet {
         })
     }
 
-    /// The usable replica that had replayed furthest at its last check.
+    /// The usable replica that had replayed furthest at its last check
+    /// (ties taken in turns, so that on-demand questions spread out).
     fn furthest_usable(&self) -> Option<usize> {
+        let inner = &self.inner;
+        let n = inner.replicas.len();
         let now = Instant::now();
-        (0..self.inner.replicas.len())
-            .filter_map(|i| {
-                let o = read(&self.inner.replicas[i].observed);
-                self.inner.usable(&o, now).then_some((o.replay, i))
-            })
-            .max()
-            .map(|(_, i)| i)
+        let start = inner.next.fetch_add(1, Ordering::Relaxed);
+        let mut best: Option<(Lsn, usize)> = None;
+        for k in 0..n {
+            let i = (start + k) % n;
+            let o = read(&inner.replicas[i].observed);
+            if !inner.usable(&o, now) {
+                continue;
+            }
+            let replay = o.replay.unwrap_or_default();
+            if best.is_none_or(|(b, _)| replay > b) {
+                best = Some((replay, i));
+            }
+        }
+        best.map(|(_, i)| i)
     }
 
     /// Asks replica `i` how far it has replayed now (a round trip on its
