@@ -23,6 +23,7 @@
 //!
 //! - [`instance`]: a `bisman serve` child process (spawn, address, RSS, kill).
 //! - [`client`]: the HTTP client.
+//! - [`cpu`]: CPU time per process (tree) over a run, from `/proc`.
 //! - [`mix`]: the operations and their weights.
 //! - [`load`]: workers, prober, phases, and the running load's handle.
 //! - [`report`]: the figures, as JSON and Markdown.
@@ -30,6 +31,7 @@
 //!   the instances' `/readyz`.
 
 pub mod client;
+pub mod cpu;
 mod error;
 pub mod instance;
 pub mod load;

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bisman_db::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use bisman_db::Migrator;
+use bisman_load::cpu::CpuMeter;
 use bisman_load::{verify_writes, Load, LoadConfig, Mix, ReplicaWatch, ServeProcess, Target};
 use bisman_server::config::parse_duration;
 use bisman_server::demo::DEMO_PASSWORD;
@@ -142,6 +143,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Duration::from_secs(1),
         )
     });
+    // Where the CPU goes: every process this run started or owns.
+    let mut measured: Vec<(String, u32)> = Vec::new();
+    if let Some(pid) = db.embedded().and_then(|s| postmaster_pid(s.pgdata())) {
+        measured.push(("PostgreSQL primary".into(), pid));
+    }
+    for (i, (s, _)) in standbys.iter().enumerate() {
+        if let Some(pid) = postmaster_pid(s.pgdata()) {
+            measured.push((format!("PostgreSQL standby {i}"), pid));
+        }
+    }
+    for (i, t) in config.targets.iter().enumerate() {
+        if let Some(pid) = t.pid {
+            measured.push((format!("bisman serve {i}"), pid));
+        }
+    }
+    measured.push(("load generator".into(), std::process::id()));
+    let cpu = CpuMeter::start(measured);
     let load = Load::start(config).await.context("starting the load")?;
     let started = Instant::now();
     while started.elapsed() < args.duration {
@@ -155,6 +173,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let acked = load.acknowledged();
     let mut report = load.stop().await;
+    let (cpu_used, cpu_wall) = cpu.finish();
     let replicas = match watch {
         Some(w) => Some(w.finish().await),
         None => None,
@@ -170,11 +189,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(r) = &replicas {
         println!("{}", r.to_markdown());
     }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "{}",
+        bisman_load::cpu::to_markdown(&cpu_used, cpu_wall, cores)
+    );
     if let Some(path) = &args.json {
         let mut json = serde_json::to_value(&report)?;
         if let Some(r) = &replicas {
             json["replicas"] = serde_json::to_value(r)?;
         }
+        json["cpu"] = serde_json::json!({ "wall_seconds": cpu_wall, "cores": cores, "processes": cpu_used });
         std::fs::write(path, serde_json::to_vec_pretty(&json)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
@@ -192,6 +217,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
          {missed} posts missing from their poster's next page"
     );
     Ok(())
+}
+
+/// The postmaster's process id of a running server's data folder.
+fn postmaster_pid(pgdata: &std::path::Path) -> Option<u32> {
+    std::fs::read_to_string(pgdata.join("postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Where `--replicas` keeps its standbys.
