@@ -105,7 +105,11 @@ pub fn to_markdown(used: &[CpuUse], wall_seconds: f64, cores: usize) -> String {
             u.name,
             u.seconds,
             u.seconds / wall_seconds.max(1e-9),
-            if total > 0.0 { u.seconds * 100.0 / total } else { 0.0 }
+            if total > 0.0 {
+                u.seconds * 100.0 / total
+            } else {
+                0.0
+            }
         );
     }
     let _ = writeln!(

@@ -199,7 +199,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         if let Some(r) = &replicas {
             json["replicas"] = serde_json::to_value(r)?;
         }
-        json["cpu"] = serde_json::json!({ "wall_seconds": cpu_wall, "cores": cores, "processes": cpu_used });
+        json["cpu"] =
+            serde_json::json!({ "wall_seconds": cpu_wall, "cores": cores, "processes": cpu_used });
         std::fs::write(path, serde_json::to_vec_pretty(&json)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
