@@ -198,6 +198,20 @@ async fn ensure_template() -> String {
             .await
             .expect("migrate the test template");
         pool.close().await;
+        // A closed connection's server process ends a moment later, and
+        // RENAME refuses a database anyone is still connected to.
+        for _ in 0..500 {
+            let sessions: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
+                    .bind(&building)
+                    .fetch_one(&mut admin)
+                    .await
+                    .unwrap();
+            if sessions == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         sqlx::raw_sql(&format!("ALTER DATABASE {building} RENAME TO {name}"))
             .execute(&mut admin)
             .await

@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use bisman_cache::TokenHash;
@@ -16,7 +16,8 @@ use super::{DbRouter, LSN_HEADER};
 /// replica that has replayed it) and returns it in `Bisman-Lsn` (for
 /// clients that carry it themselves). Without replicas it does nothing.
 ///
-/// The position is taken once the handler has returned, after its commits.
+/// The position is taken once the handler has returned, after its commits;
+/// not after a 401 (no valid session, nothing written for one).
 /// A request dropped midway (the client went away) may have committed all
 /// the same: then the position is taken and remembered in the background.
 pub async fn remember_writes(
@@ -41,6 +42,11 @@ pub async fn remember_writes(
     };
     let mut response = next.run(Request::from_parts(parts, body)).await;
     pending.armed = false;
+    if response.status() == StatusCode::UNAUTHORIZED {
+        // No valid session: nothing was written for it, and a made-up token
+        // must not make the shared store keep a key for it.
+        return response;
+    }
     // Spawned, so that it finishes even if this request is dropped now.
     let remembered = tokio::spawn(async move { db.remember_write(session.as_ref()).await });
     if let Ok(Some(lsn)) = remembered.await {

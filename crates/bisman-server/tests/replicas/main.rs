@@ -80,6 +80,7 @@ async fn replicas_under_faults() {
     routing::writers_read_their_writes_on_any_instance(&world).await;
     routing::standbys_are_asked_when_a_writer_is_ahead(&world).await;
     routing::figures_in_metrics_readyz_and_ops_page(&world).await;
+    routing::made_up_sessions_leave_no_position(&world).await;
     faults::cancelled_write_still_moves_the_floor(&world).await;
     faults::lag_beyond_the_limit_is_skipped(&world).await;
     faults::reads_failing_on_a_standby_move_to_the_primary(&world).await;

@@ -294,3 +294,44 @@ pub async fn standbys_are_asked_when_a_writer_is_ahead(w: &World) {
     let probes: u64 = after.replicas.iter().map(|r| r.replay_probes).sum();
     assert_eq!(probes, 1, "{after:#?}");
 }
+
+/// A request with a made-up token (401) leaves nothing in the shared store
+/// (a flood of them cannot fill it); a real write of the same kind does.
+pub async fn made_up_sessions_leave_no_position(w: &World) {
+    let store = bisman_cache::store::RedisStore::connect(
+        &bisman_testkit::redis_url(),
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    let memory = bisman_server::routing::WriteMemory::with_store(
+        Some(std::sync::Arc::new(store)),
+        &w.prefix,
+        std::time::Duration::from_secs(60),
+    );
+    let made_up = bisman_cache::SessionToken::generate();
+    let r =
+        w.a.call(
+            Method::POST,
+            &format!("/api/v1/threads/{}/messages", w.thread),
+            Some(made_up.expose()),
+            Some(json!({"content": "nobody"})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.headers.get("bisman-lsn").is_none());
+    assert_eq!(memory.recall(&made_up.hash()).await.unwrap(), None);
+
+    let real = w.a.login("staff@demo.test").await;
+    let (_, lsn) = w.a.post(&real, &w.thread, "somebody").await;
+    let real = bisman_cache::SessionToken::parse(&real).unwrap();
+    assert_eq!(
+        memory
+            .recall(&real.hash())
+            .await
+            .unwrap()
+            .map(|l| l.to_string()),
+        lsn,
+        "the shared store holds the position the reply carried"
+    );
+}
