@@ -91,6 +91,27 @@ pub struct EmbeddedPostgres {
 impl EmbeddedPostgres {
     /// Starts (initialising on first use) or reuses the server for `opts`.
     pub async fn start(opts: &EmbeddedOptions) -> Result<Self, EmbeddedError> {
+        Self::start_from(opts, None).await
+    }
+
+    /// Starts (making it on first use) or reuses a hot standby of the server
+    /// at `primary_url`: `pg_basebackup -R` copies the primary into the
+    /// data folder over a replication connection (WAL streamed alongside)
+    /// and leaves `standby.signal` and `primary_conninfo` behind, so that
+    /// the started server follows the primary and answers read-only
+    /// queries. The primary must allow replication connections from here
+    /// (an embedded primary does: `initdb -A trust`).
+    pub async fn start_standby(
+        primary_url: &str,
+        opts: &EmbeddedOptions,
+    ) -> Result<Self, EmbeddedError> {
+        Self::start_from(opts, Some(primary_url)).await
+    }
+
+    async fn start_from(
+        opts: &EmbeddedOptions,
+        standby_of: Option<&str>,
+    ) -> Result<Self, EmbeddedError> {
         let bindir = find_bindir()?;
         let run_as = server_user()?;
         let data_dir = usable_data_dir(&opts.data_dir, run_as)?;
@@ -109,7 +130,10 @@ impl EmbeddedPostgres {
             return Ok(server);
         }
         if !server.pgdata.join("PG_VERSION").exists() {
-            server.initdb().await?;
+            match standby_of {
+                None => server.initdb().await?,
+                Some(primary) => server.base_backup(primary).await?,
+            }
         }
         server.port = match opts.port {
             Some(p) => p,
@@ -193,6 +217,14 @@ impl EmbeddedPostgres {
         self.pg_ctl_start().await
     }
 
+    /// Promotes a standby to a primary of its own (`pg_ctl promote`): it
+    /// stops following its primary and accepts writes.
+    pub async fn promote(&self) -> Result<(), EmbeddedError> {
+        let pgdata = self.pgdata.to_string_lossy().into_owned();
+        self.run("pg_ctl", &["-D", &pgdata, "-w", "-t", "60", "promote"])
+            .await
+    }
+
     async fn running_port(&self) -> Option<u16> {
         let pid_file = std::fs::read_to_string(self.pgdata.join("postmaster.pid")).ok()?;
         let pgdata = self.pgdata.to_string_lossy().into_owned();
@@ -229,6 +261,45 @@ impl EmbeddedPostgres {
         )
         .await?;
         Ok(())
+    }
+
+    async fn base_backup(&self, primary_url: &str) -> Result<(), EmbeddedError> {
+        create_dir(&self.pgdata, self.run_as)?;
+        let pgdata = self.pgdata.to_string_lossy().into_owned();
+        tracing::info!(data = %pgdata, "copying the primary for a standby (pg_basebackup)");
+        let copied = self
+            .run(
+                "pg_basebackup",
+                &[
+                    "-d",
+                    primary_url,
+                    "-D",
+                    &pgdata,
+                    "-R",
+                    "-X",
+                    "stream",
+                    "-c",
+                    "fast",
+                    "--no-password",
+                ],
+            )
+            .await;
+        if let Err(EmbeddedError::Command {
+            command: _,
+            status,
+            detail,
+        }) = copied
+        {
+            // Without this the next start would take a half copy for a
+            // cluster. (The command line holds the URL: not repeated.)
+            let _ = std::fs::remove_dir_all(&self.pgdata);
+            return Err(EmbeddedError::Command {
+                command: "pg_basebackup".into(),
+                status,
+                detail,
+            });
+        }
+        copied
     }
 
     async fn pg_ctl_start(&self) -> Result<(), EmbeddedError> {

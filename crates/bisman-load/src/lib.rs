@@ -23,16 +23,21 @@
 //!
 //! - [`instance`]: a `bisman serve` child process (spawn, address, RSS, kill).
 //! - [`client`]: the HTTP client.
+//! - [`cpu`]: CPU time per process (tree) over a run, from `/proc`.
 //! - [`mix`]: the operations and their weights.
 //! - [`load`]: workers, prober, phases, and the running load's handle.
 //! - [`report`]: the figures, as JSON and Markdown.
+//! - [`replicas`]: read replicas' lag and routing counts over a run, from
+//!   the instances' `/readyz`.
 
 pub mod client;
+pub mod cpu;
 mod error;
 pub mod instance;
 pub mod load;
 pub mod mix;
 mod probe;
+pub mod replicas;
 pub mod report;
 mod stats;
 mod writes;
@@ -41,5 +46,6 @@ pub use error::LoadError;
 pub use instance::{rss_kib, ServeProcess};
 pub use load::{Load, LoadConfig, Target};
 pub use mix::{Mix, Op};
+pub use replicas::{ReplicaSummary, ReplicaWatch};
 pub use report::Report;
 pub use writes::{verify_writes, Acknowledged, WritesCheck};

@@ -60,6 +60,10 @@ pub struct LoadConfig {
     pub keep_secrets: bool,
     /// Seed of the workers' choices.
     pub seed: u64,
+    /// After each acknowledged post, read the thread's newest page with the
+    /// same session (on the next instance in rotation) and check the post
+    /// is there: read-your-writes, which read replicas must not break.
+    pub check_read_your_writes: bool,
 }
 
 impl LoadConfig {
@@ -84,6 +88,7 @@ impl LoadConfig {
             request_timeout: Duration::from_secs(30),
             keep_secrets: false,
             seed: 7,
+            check_read_your_writes: false,
         }
     }
 }
@@ -112,6 +117,7 @@ struct Shared {
     acked: Mutex<Acknowledged>,
     secrets: Mutex<Vec<String>>,
     probe_query: String,
+    ryw: report::ReadYourWritesCounters,
 }
 
 /// A running load.
@@ -172,6 +178,7 @@ impl Load {
             acked: Mutex::default(),
             secrets: Mutex::default(),
             probe_query,
+            ryw: Default::default(),
             config,
         });
         let mut workers = Vec::new();
@@ -300,6 +307,7 @@ impl Load {
             instances,
             &self.shared.model,
             &lock(&self.shared.acked),
+            &self.shared.ryw,
         )
     }
 }
@@ -460,6 +468,10 @@ struct Worker {
     token: String,
     threads: Vec<String>,
     recent: Vec<String>,
+    /// The oldest message of the last page read: old enough to be on every
+    /// replica still serving (a newer one another worker just posted may
+    /// not be yet, and a session that did not write it is not owed it).
+    settled: Option<String>,
     rng: SmallRng,
     posted: u64,
     probed: bool,
@@ -495,6 +507,7 @@ impl Worker {
             token,
             threads,
             recent: Vec::new(),
+            settled: None,
             rng: SmallRng::seed_from_u64(shared.config.seed.wrapping_add(i as u64)),
             posted: 0,
         })
@@ -505,8 +518,13 @@ impl Worker {
         while !shared.stopping() {
             let op = shared.config.mix.pick(self.rng.random_range(0..total));
             let op = match op {
-                Op::Page | Op::Read | Op::React | Op::Post if self.threads.is_empty() => Op::Check,
+                Op::Page | Op::Read | Op::React | Op::Post | Op::Readers | Op::Reactions
+                    if self.threads.is_empty() =>
+                {
+                    Op::Check
+                }
                 Op::Read | Op::React if self.recent.is_empty() => Op::Page,
+                Op::Readers | Op::Reactions if self.settled.is_none() => Op::Page,
                 other => other,
             };
             self.step(&shared, op).await;
@@ -579,6 +597,7 @@ impl Worker {
                         })
                         .unwrap_or_default();
                     if !ids.is_empty() {
+                        self.settled = ids.last().cloned();
                         self.recent = ids;
                     }
                 }
@@ -634,10 +653,82 @@ impl Worker {
                     if let Some(id) = r.body["id"].as_str() {
                         lock(&shared.acked).posts.insert(id.to_string());
                         self.recent.push(id.to_string());
+                        if shared.config.check_read_your_writes {
+                            check_own_post(shared, t, &thread, id, &r.body).await;
+                        }
                     }
                 }
             }
+            Op::Threads | Op::Unread | Op::Summary | Op::Approvals => {
+                let (path, expect): (&str, &[u16]) = match op {
+                    Op::Threads => ("/api/v1/threads", &[200]),
+                    Op::Unread => ("/api/v1/threads/unread", &[200]),
+                    // Accounts without the permission get 403: both are
+                    // the right answer, and both are counted.
+                    Op::Summary => ("/api/v1/usage-events/summary", &[200, 403]),
+                    _ => ("/api/v1/approvals/pending", &[200, 403]),
+                };
+                shared
+                    .send(Call::new(op, Method::GET, path, t, expect))
+                    .await;
+            }
+            Op::Readers | Op::Reactions => {
+                let message = self.settled.clone().unwrap_or_default();
+                let what = if op == Op::Readers {
+                    "reads"
+                } else {
+                    "reactions"
+                };
+                let path = format!("/api/v1/messages/{message}/{what}");
+                shared
+                    .send(Call::new(op, Method::GET, &path, t, &[200]))
+                    .await;
+            }
             Op::Logout | Op::RoleEdit => {}
+        }
+    }
+}
+
+/// Reads the thread's newest page as the poster, on the next instance in
+/// rotation, and counts whether the post `id` is in it. A page of 200
+/// entirely newer than the post cannot say (others posted that much in
+/// between): not counted.
+async fn check_own_post(
+    shared: &Shared,
+    token: Option<&str>,
+    thread: &str,
+    id: &str,
+    posted: &Value,
+) {
+    let path = format!("/api/v1/threads/{thread}/messages?limit=200");
+    let Some(r) = shared
+        .send(Call::new(Op::Page, Method::GET, &path, token, &[200]))
+        .await
+    else {
+        return;
+    };
+    let page = r.body["messages"].as_array().cloned().unwrap_or_default();
+    let found = page.iter().any(|m| m["id"] == id);
+    let posted_at = posted["created_at"].as_str().unwrap_or_default();
+    let all_newer = page.len() == 200
+        && page
+            .last()
+            .and_then(|m| m["created_at"].as_str())
+            .is_some_and(|oldest| oldest > posted_at);
+    let c = &shared.ryw;
+    if found {
+        c.checked.fetch_add(1, Ordering::Relaxed);
+    } else if all_newer {
+        c.inconclusive.fetch_add(1, Ordering::Relaxed);
+    } else {
+        c.checked.fetch_add(1, Ordering::Relaxed);
+        c.missed.fetch_add(1, Ordering::Relaxed);
+        let mut samples = lock(&c.samples);
+        if samples.len() < 5 {
+            samples.push(format!(
+                "post {id} in thread {thread} missing from its poster's next page ({} messages)",
+                page.len()
+            ));
         }
     }
 }

@@ -25,11 +25,23 @@ pub enum Op {
     Post,
     /// The prober's role edits (`PUT /admin/roles/{id}/permissions`).
     RoleEdit,
+    /// `GET /threads`.
+    Threads,
+    /// `GET /threads/unread`.
+    Unread,
+    /// `GET /messages/{id}/reads`.
+    Readers,
+    /// `GET /messages/{id}/reactions`.
+    Reactions,
+    /// `GET /usage-events/summary` (403 for accounts without `reports/usage`).
+    Summary,
+    /// `GET /approvals/pending` (403 for accounts without `expenses/approvals`).
+    Approvals,
 }
 
 impl Op {
     /// Every operation, in report order.
-    pub const ALL: [Op; 8] = [
+    pub const ALL: [Op; 14] = [
         Op::Login,
         Op::Logout,
         Op::Check,
@@ -38,6 +50,28 @@ impl Op {
         Op::React,
         Op::Post,
         Op::RoleEdit,
+        Op::Threads,
+        Op::Unread,
+        Op::Readers,
+        Op::Reactions,
+        Op::Summary,
+        Op::Approvals,
+    ];
+
+    /// The operations a mix may pick (logouts and role edits follow others).
+    pub const PICKABLE: [Op; 12] = [
+        Op::Login,
+        Op::Check,
+        Op::Page,
+        Op::Read,
+        Op::React,
+        Op::Post,
+        Op::Threads,
+        Op::Unread,
+        Op::Readers,
+        Op::Reactions,
+        Op::Summary,
+        Op::Approvals,
     ];
 
     /// Its name in mixes and reports.
@@ -51,6 +85,12 @@ impl Op {
             Op::React => "react",
             Op::Post => "post",
             Op::RoleEdit => "role_edit",
+            Op::Threads => "threads",
+            Op::Unread => "unread",
+            Op::Readers => "readers",
+            Op::Reactions => "reactions",
+            Op::Summary => "summary",
+            Op::Approvals => "approvals",
         }
     }
 }
@@ -73,11 +113,18 @@ impl Default for Mix {
     /// Mostly reads and checks, as an ERP's traffic is: login 2, check 40,
     /// page 20, read 14, react 12, post 12.
     fn default() -> Self {
-        "login=2,check=40,page=20,read=14,react=12,post=12"
-            .parse()
-            .expect("the default mix parses")
+        DEFAULT_MIX.parse().expect("the default mix parses")
     }
 }
+
+/// The default mix: mostly permission checks, pages and writes.
+pub const DEFAULT_MIX: &str = "login=2,check=40,page=20,read=14,react=12,post=12";
+
+/// The read-heavy mix (`--mix read-heavy`): what read replicas take, with
+/// one request in eight a write: message pages, unread counts, readers,
+/// reactions, thread lists, usage summaries and approval lists, beside
+/// checks and the writes that make read-your-writes matter.
+pub const READ_HEAVY_MIX: &str = "login=1,check=10,page=30,threads=5,unread=15,readers=8,reactions=8,summary=5,approvals=5,read=3,react=4,post=6";
 
 impl Mix {
     /// The operation a number in `0..total()` stands for.
@@ -100,26 +147,26 @@ impl Mix {
 impl FromStr for Mix {
     type Err = String;
 
-    /// `login=2,check=40,…` (operations left out are not made).
+    /// `login=2,check=40,…` (operations left out are not made), or a named
+    /// mix: `default`, `read-heavy`.
     fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "default" => return DEFAULT_MIX.parse(),
+            "read-heavy" => return READ_HEAVY_MIX.parse(),
+            _ => {}
+        }
         let mut weights = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (name, w) = part
                 .split_once('=')
                 .ok_or_else(|| format!("{part:?}: expected op=weight"))?;
-            let op = [
-                Op::Login,
-                Op::Check,
-                Op::Page,
-                Op::Read,
-                Op::React,
-                Op::Post,
-            ]
-            .into_iter()
-            .find(|o| o.name() == name.trim())
-            .ok_or_else(|| {
-                format!("{name:?}: operations are login, check, page, read, react, post")
-            })?;
+            let op = Op::PICKABLE
+                .into_iter()
+                .find(|o| o.name() == name.trim())
+                .ok_or_else(|| {
+                    let names: Vec<&str> = Op::PICKABLE.iter().map(|o| o.name()).collect();
+                    format!("{name:?}: operations are {}", names.join(", "))
+                })?;
             let w: u32 = w
                 .trim()
                 .parse()
@@ -151,6 +198,9 @@ mod tests {
             [Op::Check, Op::Check, Op::Check, Op::Post]
         );
         assert_eq!(Mix::default().total(), 100);
+        let heavy: Mix = "read-heavy".parse().unwrap();
+        assert_eq!(heavy.total(), 100);
+        assert_eq!("default".parse::<Mix>().unwrap(), Mix::default());
         for bad in [
             "",
             "check",

@@ -101,6 +101,27 @@ pub struct Revocations {
     pub stale_denials: u64,
 }
 
+/// Read-your-writes checks: each acknowledged post looked for in its
+/// poster's next page.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReadYourWrites {
+    /// Posts looked for.
+    pub checked: u64,
+    /// Of those, missing from the poster's next page: must be 0.
+    pub missed: u64,
+    /// Pages that could not say (200 newer messages came in between).
+    pub inconclusive: u64,
+}
+
+/// The counters behind [`ReadYourWrites`], filled while the load runs.
+#[derive(Debug, Default)]
+pub(crate) struct ReadYourWritesCounters {
+    pub checked: std::sync::atomic::AtomicU64,
+    pub missed: std::sync::atomic::AtomicU64,
+    pub inconclusive: std::sync::atomic::AtomicU64,
+    pub samples: std::sync::Mutex<Vec<String>>,
+}
+
 /// Everything measured in a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -121,6 +142,8 @@ pub struct Report {
     pub writes: WritesCheck,
     /// Whether `writes` was checked against PostgreSQL.
     pub writes_checked: bool,
+    /// Read-your-writes checks (when the run made them).
+    pub read_your_writes: Option<ReadYourWrites>,
     /// Memory per instance.
     pub instances: Vec<InstanceMemory>,
     /// A few failures, described.
@@ -189,6 +212,13 @@ impl Report {
             "\nRevocations: {} revoked and {} granted back (acknowledged), {} changes failed; {} checks after a revocation, **{} violations**, {} stale denials after a grant.",
             r.revokes, r.grants, r.failed_changes, r.judged_checks, r.violations, r.stale_denials
         );
+        if let Some(c) = &self.read_your_writes {
+            let _ = writeln!(
+                s,
+                "\nRead-your-writes: {} posts looked for in their poster's next page (next instance in rotation), **{} missing**, {} inconclusive.",
+                c.checked, c.missed, c.inconclusive
+            );
+        }
         let w = &self.writes;
         if self.writes_checked {
             let _ = writeln!(
@@ -245,6 +275,7 @@ pub(crate) fn build(
     instances: Vec<InstanceMemory>,
     model: &Model,
     acked: &Acknowledged,
+    ryw: &ReadYourWritesCounters,
 ) -> Report {
     let now = Instant::now();
     let mut total = Counts::default();
@@ -317,7 +348,23 @@ pub(crate) fn build(
             ..WritesCheck::default()
         },
         writes_checked: false,
+        read_your_writes: (get(&ryw.checked) + get(&ryw.inconclusive) > 0).then(|| {
+            ReadYourWrites {
+                checked: get(&ryw.checked),
+                missed: get(&ryw.missed),
+                inconclusive: get(&ryw.inconclusive),
+            }
+        }),
         instances,
-        failure_samples: std::mem::take(&mut stats.samples),
+        failure_samples: {
+            let mut samples = std::mem::take(&mut stats.samples);
+            samples.extend(
+                ryw.samples
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .drain(..),
+            );
+            samples
+        },
     }
 }

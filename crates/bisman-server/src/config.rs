@@ -22,6 +22,10 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub cache: CacheArgs,
 
+    /// Read replicas.
+    #[command(flatten)]
+    pub replicas: ReplicaArgs,
+
     /// Largest request body accepted, in bytes (larger: 413).
     #[arg(long, env = "BISMAN_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,
@@ -118,6 +122,62 @@ pub struct CacheArgs {
     pub cache_timeout: Duration,
 }
 
+/// Read replicas: hot standbys of the database for the read-heavy routes.
+#[derive(Clone, clap::Args)]
+pub struct ReplicaArgs {
+    /// A hot standby of the database (streaming replication) for read-heavy
+    /// routes; repeatable (the environment variable takes a comma-separated list).
+    #[arg(
+        long = "replica-url",
+        env = "DATABASE_REPLICA_URLS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub replica_urls: Vec<String>,
+    /// A replica lagging more than this behind the primary is skipped until it catches up.
+    #[arg(long, env = "BISMAN_REPLICA_MAX_LAG", default_value = "1s", value_parser = parse_duration)]
+    pub replica_max_lag: Duration,
+    /// How often each replica's health and lag are checked.
+    #[arg(long, env = "BISMAN_REPLICA_CHECK_EVERY", default_value = "100ms", value_parser = parse_duration)]
+    pub replica_check_every: Duration,
+    /// Connections in each replica's pool.
+    #[arg(long, env = "BISMAN_REPLICA_POOL_SIZE", default_value_t = 16)]
+    pub replica_pool_size: u32,
+}
+
+impl std::fmt::Debug for ReplicaArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URLs may hold passwords: only how many.
+        f.debug_struct("ReplicaArgs")
+            .field("replica_urls", &self.urls().len())
+            .field("replica_max_lag", &self.replica_max_lag)
+            .field("replica_check_every", &self.replica_check_every)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReplicaArgs {
+    /// The replica URLs given (empty entries of the list left out).
+    pub fn urls(&self) -> Vec<String> {
+        self.replica_urls
+            .iter()
+            .map(|u| u.trim())
+            .filter(|u| !u.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The replica set's options.
+    pub fn options(&self) -> bisman_db::replicas::ReplicaOptions {
+        bisman_db::replicas::ReplicaOptions {
+            urls: self.urls(),
+            max_lag: self.replica_max_lag,
+            check_every: self.replica_check_every,
+            pool_size: self.replica_pool_size,
+        }
+    }
+}
+
 impl std::fmt::Debug for CacheArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CacheArgs")
@@ -161,6 +221,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("bind", &self.bind)
             .field("demo", &self.demo)
             .field("cache", &self.cache)
+            .field("replicas", &self.replicas)
             .field("body_limit", &self.body_limit)
             .field("request_timeout", &self.request_timeout)
             .field("maintenance", &self.maintenance)
@@ -261,5 +322,31 @@ mod tests {
         let cache = c.cache_config().unwrap();
         assert_eq!(cache.ttls.user_permissions, Duration::from_secs(300));
         assert!(!format!("{c:?}").contains("redis://"));
+        assert!(c.replicas.urls().is_empty());
+        assert_eq!(c.replicas.replica_max_lag, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn replica_urls_are_repeatable_and_never_printed() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: ServeConfig,
+        }
+        let w = Wrapper::try_parse_from([
+            "bisman",
+            "--replica-url",
+            "postgres://u:secret@a:5433/db",
+            "--replica-url",
+            "postgres://u:secret@b:5434/db",
+            "--replica-max-lag",
+            "250ms",
+        ])
+        .unwrap();
+        let r = &w.config.replicas;
+        assert_eq!(r.urls().len(), 2);
+        assert_eq!(r.replica_max_lag, Duration::from_millis(250));
+        assert!(!format!("{:?}", w.config).contains("secret"));
     }
 }

@@ -12,6 +12,8 @@
 //! - [`maintenance`]: the scheduler (premake, retention, cache cleanup,
 //!   statistics snapshots) under advisory locks.
 //! - [`metrics`]: request counters and latency histograms.
+//! - [`routing`]: the pool router: reads to a replica that has replayed the
+//!   caller's writes, everything else to the primary.
 //! - [`demo`]: the demo tenant `bisman serve --demo` seeds.
 //!
 //! Caching is `bisman-cache`'s; partition lifecycle is `bisman-db`'s. This
@@ -26,8 +28,9 @@ pub mod http;
 pub mod maintenance;
 pub mod metrics;
 pub mod queries;
+pub mod routing;
 
-pub use config::{CacheArgs, ServeConfig};
+pub use config::{CacheArgs, ReplicaArgs, ServeConfig};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -44,6 +47,7 @@ use crate::auth::LoginLimiter;
 use crate::http::{AppState, CacheHistory, Settings};
 use crate::maintenance::{Job, JobContext, JobCounters, Scheduler};
 use crate::metrics::HttpMetrics;
+use crate::routing::DbRouter;
 
 /// The service: its state, router and scheduler, before it listens.
 pub struct Service {
@@ -53,16 +57,26 @@ pub struct Service {
 }
 
 impl Service {
-    /// Builds the cache from `config` and the state every handler shares.
+    /// Builds the cache and the replica set from `config` and the state
+    /// every handler shares.
     pub async fn new(config: &ServeConfig, pool: PgPool) -> anyhow::Result<Self> {
-        let cache = Cache::new(config.cache_config()?, pool.clone())
+        let cache_config = config.cache_config()?;
+        let db = DbRouter::start(pool.clone(), &config.replicas.options(), &cache_config)
+            .context("starting the read replicas")?;
+        let cache = Cache::new(cache_config, pool.clone())
             .await
             .context("starting the cache")?;
-        Ok(Self::with_cache(config, pool, cache))
+        Ok(Self::with_parts(config, pool, cache, db))
     }
 
-    /// Builds the state around an existing cache.
+    /// Builds the state around an existing cache (no replicas).
     pub fn with_cache(config: &ServeConfig, pool: PgPool, cache: Cache) -> Self {
+        let db = DbRouter::primary_only(pool.clone());
+        Self::with_parts(config, pool, cache, db)
+    }
+
+    /// Builds the state around an existing cache and pool router.
+    pub fn with_parts(config: &ServeConfig, pool: PgPool, cache: Cache, db: DbRouter) -> Self {
         let instance = format!(
             "{}-{}",
             std::process::id(),
@@ -70,6 +84,7 @@ impl Service {
         );
         let state = AppState {
             pool,
+            db,
             cache,
             http_metrics: Arc::new(HttpMetrics::new()),
             limiter: Arc::new(LoginLimiter::new(

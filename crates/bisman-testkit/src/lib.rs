@@ -5,16 +5,21 @@
 //! from a template that is migrated once per migration set and month, which
 //! keeps a fully migrated database about as cheap as an empty one.
 //!
+//! For read replicas, [`ReplicatedPostgres`] runs a private primary with hot
+//! standbys (real PostgreSQL processes, made like the embedded server).
+//!
 //! `BISMAN_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`)
 //! names the server and a database to administer it from; `BISMAN_TEST_REDIS_URL`
 //! (default `redis://127.0.0.1:6379`) the Redis.
 
 mod proxy;
 mod redis_server;
+mod replicated;
 mod serve;
 
 pub use proxy::TcpProxy;
 pub use redis_server::{RedisCluster, RedisServer};
+pub use replicated::ReplicatedPostgres;
 pub use serve::ServeProcess;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -57,6 +62,14 @@ pub struct TestDb {
 impl TestDb {
     /// A database with every migration applied.
     pub async fn migrated() -> TestDb {
+        // Another checkout sharing the server may have dropped the template
+        // between its check and the copy: make it again and retry.
+        for _ in 0..5 {
+            let template = ensure_template().await;
+            if let Some(db) = Self::try_create(Some(&template)).await {
+                return db;
+            }
+        }
         let template = ensure_template().await;
         Self::create(Some(&template)).await
     }
@@ -67,6 +80,14 @@ impl TestDb {
     }
 
     async fn create(template: Option<&str>) -> TestDb {
+        Self::try_create(template)
+            .await
+            .expect("create test database")
+    }
+
+    /// A new database (from `template`), or `None` when PostgreSQL refused
+    /// to make it (the template gone, say).
+    async fn try_create(template: Option<&str>) -> Option<TestDb> {
         let mut admin = admin().await;
         remove_stale(&mut admin).await;
         let secs = SystemTime::now()
@@ -81,15 +102,15 @@ impl TestDb {
             Some(t) => format!("CREATE DATABASE {name} TEMPLATE {t}"),
             None => format!("CREATE DATABASE {name}"),
         };
-        sqlx::raw_sql(&sql)
-            .execute(&mut admin)
-            .await
-            .expect("create test database");
+        if let Err(e) = sqlx::raw_sql(&sql).execute(&mut admin).await {
+            eprintln!("creating a test database: {e}");
+            return None;
+        }
         let url = database_url(&name);
         let pool = bisman_db::connect(&url, 8)
             .await
             .expect("connect to test database");
-        TestDb { pool, name, url }
+        Some(TestDb { pool, name, url })
     }
 
     /// A fresh pool on this database (for code that needs its own).
@@ -193,13 +214,41 @@ async fn ensure_template() -> String {
             .await
             .expect("migrate the test template");
         pool.close().await;
-        sqlx::raw_sql(&format!("ALTER DATABASE {building} RENAME TO {name}"))
+        // RENAME refuses a database anyone is connected to: a closed pool's
+        // server processes end a moment after the close, and on a server
+        // shared by several checkouts something else may look in. Nothing
+        // else has business in a template being built: end such sessions.
+        let mut renamed = Err(None);
+        for _ in 0..100 {
+            let _ = sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+            )
+            .bind(&building)
             .execute(&mut admin)
-            .await
-            .unwrap();
-        // Older templates are no longer needed.
+            .await;
+            match sqlx::raw_sql(&format!("ALTER DATABASE {building} RENAME TO {name}"))
+                .execute(&mut admin)
+                .await
+            {
+                Ok(_) => {
+                    renamed = Ok(());
+                    break;
+                }
+                Err(e) => renamed = Err(Some(e)),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        if let Err(e) = renamed {
+            panic!("renaming the test template {building}: {e:?}");
+        }
+        // Older templates are no longer needed; but several checkouts (each
+        // with its own migrations) may share the server, so the few newest
+        // are kept for them, and half-built ones are their builders' to end.
         let old: Vec<String> = sqlx::query_scalar(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'bisman\\_tpl\\_%' AND datname <> $1",
+            "SELECT datname FROM pg_database
+             WHERE datname LIKE 'bisman\\_tpl\\_%' AND datname NOT LIKE '%\\_building' AND datname <> $1
+             ORDER BY oid DESC OFFSET 4",
         )
         .bind(&name)
         .fetch_all(&mut admin)

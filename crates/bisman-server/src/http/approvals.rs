@@ -1,5 +1,7 @@
 //! `/api/v1/approvals`: my pending approvals, approve and reject
-//! (`expenses/approvals`: `view` to list, `approve` to decide).
+//! (`expenses/approvals`: `view` to list, `approve` to decide). The list is
+//! read on a replica when one may answer; decisions lock and write on the
+//! primary.
 
 use axum::extract::State;
 use axum::Json as JsonResponse;
@@ -16,6 +18,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{check_len, optional_json, page_size, Path, Query};
 use crate::queries::approvals::{self as q, PendingApproval};
 use crate::queries::audit::{self, AuditEntry};
+use crate::routing::Reads;
 
 /// The routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -41,14 +44,18 @@ pub struct Limit {
 async fn pending(
     State(state): State<AppState>,
     caller: Caller,
+    reads: Reads,
     Query(l): Query<Limit>,
 ) -> ApiResult<JsonResponse<Vec<PendingApproval>>> {
     let limit = page_size(l.limit, 50, 200)?;
     caller
         .require(&state, "expenses", "approvals", Action::View)
         .await?;
+    let (tenant, user) = (caller.tenant(), caller.user());
     Ok(JsonResponse(
-        q::pending(&state.pool, caller.tenant(), caller.user(), limit).await?,
+        reads
+            .run(|db| async move { q::pending(&db, tenant, user, limit).await })
+            .await?,
     ))
 }
 

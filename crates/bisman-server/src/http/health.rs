@@ -1,5 +1,6 @@
 //! `/healthz` (the process is up), `/readyz` (PostgreSQL and the cache
-//! answer) and `/metrics` (Prometheus text).
+//! answer; the read replicas' state as details) and `/metrics` (Prometheus
+//! text).
 
 use std::fmt::Write as _;
 
@@ -28,7 +29,9 @@ async fn healthz() -> JsonResponse<Value> {
     JsonResponse(json!({ "status": "ok" }))
 }
 
-/// PostgreSQL and the cache store answer.
+/// PostgreSQL and the cache store answer. With read replicas configured,
+/// `replicas` details each one (state, lag, reads routed to it) without
+/// affecting readiness.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200, body = Object), (status = 503, description = "A dependency is down", body = Object)))]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, JsonResponse<Value>) {
@@ -46,16 +49,22 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, JsonResponse<Valu
     if status != StatusCode::OK {
         tracing::warn!(postgres, cache_ok, "not ready");
     }
-    let body = json!({
+    let mut body = json!({
         "status": if status == StatusCode::OK { "ready" } else { "unavailable" },
         "postgres": if postgres { "ok" } else { "unreachable" },
         "cache": cache,
     });
+    // Details only: with every replica down the primary still answers
+    // everything, so readiness does not depend on them.
+    if let Some(report) = state.db.report() {
+        body["replicas"] = json!(report);
+    }
     (status, JsonResponse(body))
 }
 
 /// Prometheus metrics: requests and latency by route, cache events per
-/// namespace and layer, connection pool, maintenance jobs.
+/// namespace and layer, connection pool, maintenance jobs, and the read
+/// replicas (state, lag, reads routed) when configured.
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
@@ -64,6 +73,9 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     render_cache(&state, &mut out).await;
     render_pool(&state, &mut out);
     state.jobs.render(&state.pool, &mut out).await;
+    if let Some(report) = state.db.report() {
+        crate::routing::metrics::render(&report, &mut out);
+    }
     (
         [(
             header::CONTENT_TYPE,

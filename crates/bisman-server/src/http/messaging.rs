@@ -5,6 +5,12 @@
 //! Reading needs `messaging/threads` `view`; creating threads and posting
 //! need `create`. Threads are visible to their participants only: any other
 //! thread (another tenant's included) is a 404.
+//!
+//! The reads (thread lists, message pages, unread counts, readers,
+//! reactions) go through [`Reads`]: to a read replica that has replayed the
+//! caller's last write when one is configured and healthy. The permission
+//! check before them reads the primary (through the caches), as every
+//! write does.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -23,6 +29,7 @@ use crate::extract::{check_len, check_text_id, optional_json, page_size, Json, P
 use crate::queries::messaging::{
     self as q, Message, MessageRef, ReactionGroup, Reader, Thread, Unread,
 };
+use crate::routing::Reads;
 
 /// Largest page.
 const MAX_PAGE: i64 = 200;
@@ -79,12 +86,16 @@ pub struct Limit {
 async fn list_threads(
     State(state): State<AppState>,
     caller: Caller,
+    reads: Reads,
     Query(q): Query<Limit>,
 ) -> ApiResult<JsonResponse<Vec<Thread>>> {
     let limit = page_size(q.limit, 50, MAX_PAGE)?;
     can_read(&state, &caller).await?;
+    let (tenant, user) = (caller.tenant(), caller.user());
     Ok(JsonResponse(
-        q::list_threads(&state.pool, caller.tenant(), caller.user(), limit).await?,
+        reads
+            .run(|db| async move { q::list_threads(&db, tenant, user, limit).await })
+            .await?,
     ))
 }
 
@@ -143,10 +154,14 @@ async fn create_thread(
 async fn unread(
     State(state): State<AppState>,
     caller: Caller,
+    reads: Reads,
 ) -> ApiResult<JsonResponse<Vec<Unread>>> {
     can_read(&state, &caller).await?;
+    let (tenant, user) = (caller.tenant(), caller.user());
     Ok(JsonResponse(
-        q::unread_counts(&state.pool, caller.tenant(), caller.user(), None).await?,
+        reads
+            .run(|db| async move { q::unread_counts(&db, tenant, user, None).await })
+            .await?,
     ))
 }
 
@@ -209,14 +224,26 @@ fn decode_cursor(raw: &str) -> ApiResult<(NaiveDateTime, String)> {
 async fn messages(
     State(state): State<AppState>,
     caller: Caller,
+    reads: Reads,
     Path(thread): Path<String>,
     Query(page): Query<PageQuery>,
 ) -> ApiResult<JsonResponse<MessagePage>> {
     let limit = page_size(page.limit, 50, MAX_PAGE)?;
     let before = page.before.as_deref().map(decode_cursor).transpose()?;
     can_read(&state, &caller).await?;
-    visible_thread(&state, &caller, &thread).await?;
-    let messages = q::message_page(&state.pool, caller.tenant(), &thread, before, limit).await?;
+    check_text_id(&thread)?;
+    let (tenant, user, thread, before) = (caller.tenant(), caller.user(), thread.as_str(), &before);
+    let messages = reads
+        .run(|db| async move {
+            if !q::is_participant(&db, tenant, user, thread).await? {
+                return Ok(None);
+            }
+            q::message_page(&db, tenant, thread, before.clone(), limit)
+                .await
+                .map(Some)
+        })
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let next_cursor = (messages.len() as i64 == limit)
         .then(|| messages.last().map(encode_cursor))
         .flatten();
@@ -351,13 +378,22 @@ async fn read_one(
 async fn readers(
     State(state): State<AppState>,
     caller: Caller,
+    reads: Reads,
     Path(message): Path<String>,
 ) -> ApiResult<JsonResponse<Vec<Reader>>> {
     can_read(&state, &caller).await?;
-    let m = visible_message(&state, &caller, &message).await?;
-    Ok(JsonResponse(
-        q::readers(&state.pool, caller.tenant(), &m).await?,
-    ))
+    check_text_id(&message)?;
+    let (tenant, user, message) = (caller.tenant(), caller.user(), message.as_str());
+    reads
+        .run(|db| async move {
+            let Some(m) = q::find_message(&db, tenant, user, message).await? else {
+                return Ok(None);
+            };
+            q::readers(&db, tenant, &m).await.map(Some)
+        })
+        .await?
+        .map(JsonResponse)
+        .ok_or(ApiError::NotFound)
 }
 
 /// Reactions of a message, by emoji.
@@ -368,13 +404,22 @@ async fn readers(
 async fn reactions(
     State(state): State<AppState>,
     caller: Caller,
+    reads: Reads,
     Path(message): Path<String>,
 ) -> ApiResult<JsonResponse<Vec<ReactionGroup>>> {
     can_read(&state, &caller).await?;
-    let m = visible_message(&state, &caller, &message).await?;
-    Ok(JsonResponse(
-        q::reactions(&state.pool, caller.tenant(), &m).await?,
-    ))
+    check_text_id(&message)?;
+    let (tenant, user, message) = (caller.tenant(), caller.user(), message.as_str());
+    reads
+        .run(|db| async move {
+            let Some(m) = q::find_message(&db, tenant, user, message).await? else {
+                return Ok(None);
+            };
+            q::reactions(&db, tenant, &m).await.map(Some)
+        })
+        .await?
+        .map(JsonResponse)
+        .ok_or(ApiError::NotFound)
 }
 
 /// A reaction.

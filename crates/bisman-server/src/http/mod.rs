@@ -38,6 +38,7 @@ use crate::auth::LoginLimiter;
 use crate::error::ApiError;
 use crate::maintenance::JobCounters;
 use crate::metrics::{self, HttpMetrics, Observe};
+use crate::routing::{self, DbRouter};
 
 pub use ops_page::{CacheHistory, Sample as CacheSample};
 
@@ -55,8 +56,11 @@ pub struct Settings {
 /// What every handler can reach (cheap to clone).
 #[derive(Clone)]
 pub struct AppState {
-    /// The database.
+    /// The database (the primary: writes, transactions, permission and
+    /// session loads).
     pub pool: PgPool,
+    /// The primary and the read replicas: read-heavy handlers route through it.
+    pub db: DbRouter,
     /// Session and permission caches.
     pub cache: Cache,
     /// Request metrics.
@@ -131,6 +135,7 @@ pub fn router(state: AppState) -> Router {
     let doc: Arc<str> = doc.to_json().unwrap_or_else(|_| "{}".into()).into();
     let settings = state.settings.clone();
     let http_metrics = state.http_metrics.clone();
+    let db = state.db.clone();
     routes
         .merge(ops_page::router())
         .route(
@@ -152,7 +157,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         // One `layer` call (each call boxes every route once more). Outer
         // to inner: request id, tracing, timeout + error bodies + metrics
-        // (per route, so the matched path is known), body limit, panics
+        // (per route, so the matched path is known), the write positions
+        // read-your-writes needs (with replicas only), body limit, panics
         // turned into 500s.
         .layer(
             ServiceBuilder::new()
@@ -169,6 +175,10 @@ pub fn router(state: AppState) -> Router {
                         timeout: settings.request_timeout,
                     }),
                     metrics::observe,
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    db,
+                    routing::writes::remember_writes,
                 ))
                 .layer(axum::extract::DefaultBodyLimit::max(settings.body_limit))
                 .layer(CatchPanicLayer::custom(panic_response)),

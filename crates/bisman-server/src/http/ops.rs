@@ -2,6 +2,11 @@
 //! statistics and maintenance jobs. Super admins only (an active
 //! `SUPER_ADMIN` holding `admin/ops`); the figures describe the whole
 //! database, not one tenant.
+//!
+//! Partitions and jobs are read on a replica when one may answer (catalogs,
+//! sizes and tables are the same on a standby). Slow queries and table
+//! access read the primary: `pg_stat_statements` and the table statistics
+//! are each server's own, and a standby's would describe the standby.
 
 use axum::extract::State;
 use axum::Json as JsonResponse;
@@ -16,6 +21,7 @@ use super::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::queries::ops as q;
+use crate::routing::Reads;
 
 /// The routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -43,15 +49,21 @@ async fn require_super_admin(state: &AppState, caller: &Caller) -> ApiResult<()>
 async fn partitions(
     State(state): State<AppState>,
     caller: Caller,
+    reads: Reads,
 ) -> ApiResult<JsonResponse<Value>> {
     require_super_admin(&state, &caller).await?;
-    let tables = bisman_db::lifecycle::status::status(&state.pool)
+    // Catalogs, relation sizes and table rows: the same on a standby.
+    reads
+        .run(|db| async move {
+            let tables = bisman_db::lifecycle::status::status(&db)
+                .await
+                .map_err(|e| ApiError::from(anyhow::Error::new(e)))?;
+            let defaults = q::default_partitions(&db).await?;
+            Ok::<_, ApiError>(JsonResponse(
+                json!({ "tables": tables, "default_partitions": defaults }),
+            ))
+        })
         .await
-        .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
-    let defaults = q::default_partitions(&state.pool).await?;
-    Ok(JsonResponse(
-        json!({ "tables": tables, "default_partitions": defaults }),
-    ))
 }
 
 /// Slow queries.
@@ -105,10 +117,18 @@ async fn cache(State(state): State<AppState>, caller: Caller) -> ApiResult<JsonR
 /// runs of the job log (whichever instance ran them).
 #[utoipa::path(get, path = "/ops/jobs", tag = "ops", security(("bearer" = [])),
     responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn jobs(State(state): State<AppState>, caller: Caller) -> ApiResult<JsonResponse<Value>> {
+async fn jobs(
+    State(state): State<AppState>,
+    caller: Caller,
+    reads: Reads,
+) -> ApiResult<JsonResponse<Value>> {
     require_super_admin(&state, &caller).await?;
-    Ok(JsonResponse(json!({
-        "jobs": q::job_state(&state.pool).await?,
-        "recent_runs": q::job_runs(&state.pool, 50).await?,
-    })))
+    reads
+        .run(|db| async move {
+            Ok::<_, sqlx::Error>(JsonResponse(json!({
+                "jobs": q::job_state(&db).await?,
+                "recent_runs": q::job_runs(&db, 50).await?,
+            })))
+        })
+        .await
 }

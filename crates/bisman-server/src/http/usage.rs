@@ -1,5 +1,6 @@
 //! `/api/v1/usage-events`: batch ingest from the ERP's front end, and
-//! daily aggregates (`reports/usage` `view`).
+//! daily aggregates (`reports/usage` `view`; read on a replica when one may
+//! answer).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -16,6 +17,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{check_key, check_len, Json, Query};
 use crate::queries::usage::{self as q, DailyCount, NewEvent};
+use crate::routing::Reads;
 
 /// Events per batch at most.
 const MAX_BATCH: usize = 1000;
@@ -141,6 +143,7 @@ pub struct SummaryQuery {
 async fn summary(
     State(state): State<AppState>,
     caller: Caller,
+    reads: Reads,
     Query(q): Query<SummaryQuery>,
 ) -> ApiResult<JsonResponse<Vec<DailyCount>>> {
     let today = Utc::now().date_naive();
@@ -157,14 +160,10 @@ async fn summary(
     caller
         .require(&state, "reports", "usage", Action::View)
         .await?;
+    let (tenant, event_type) = (caller.tenant(), q.event_type.as_deref());
     Ok(JsonResponse(
-        q::daily_counts(
-            &state.pool,
-            caller.tenant(),
-            from,
-            to,
-            q.event_type.as_deref(),
-        )
-        .await?,
+        reads
+            .run(|db| async move { q::daily_counts(&db, tenant, from, to, event_type).await })
+            .await?,
     ))
 }

@@ -85,4 +85,9 @@ impl Database {
     pub fn is_embedded(&self) -> bool {
         self.embedded.is_some()
     }
+
+    /// The embedded server, if this is it.
+    pub fn embedded(&self) -> Option<&EmbeddedPostgres> {
+        self.embedded.as_ref()
+    }
 }

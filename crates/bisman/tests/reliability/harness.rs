@@ -162,6 +162,9 @@ pub fn check_common(name: &str, report: &Report) {
         report.revocations.judged_checks > 0 && report.revocations.revokes > 0,
         "{name}: the prober judged nothing"
     );
+    if let Some(ryw) = &report.read_your_writes {
+        assert_eq!(ryw.missed, 0, "{name}: a poster did not read its post back");
+    }
 }
 
 /// The phase named `name`.

@@ -9,6 +9,8 @@
 //!   stalled, under load.
 //! - [`maintenance`]: an instance SIGKILLed in the middle of a maintenance
 //!   job, under load.
+//! - [`replicas`]: read replicas stopped and promoted under the read-heavy
+//!   load, every post read back by its poster.
 //! - [`cli`]: `bisman loadtest` end to end.
 //!
 //! Scenarios run one at a time. `BISMAN_LOAD_SECS`, `BISMAN_FAULT_REQUESTS`,
@@ -21,3 +23,4 @@ mod load;
 mod maintenance;
 mod postgres;
 mod redis;
+mod replicas;

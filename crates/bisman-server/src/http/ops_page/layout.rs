@@ -21,16 +21,19 @@ pub enum Nav {
     TableAccess,
     /// Cache hit rates.
     Cache,
+    /// Read replicas.
+    Replicas,
 }
 
 impl Nav {
     /// Every page.
-    pub const ALL: [Nav; 5] = [
+    pub const ALL: [Nav; 6] = [
         Nav::Overview,
         Nav::Partitions,
         Nav::SlowQueries,
         Nav::TableAccess,
         Nav::Cache,
+        Nav::Replicas,
     ];
 
     /// Its path.
@@ -41,6 +44,7 @@ impl Nav {
             Nav::SlowQueries => "/ops/slow-queries",
             Nav::TableAccess => "/ops/table-access",
             Nav::Cache => "/ops/cache",
+            Nav::Replicas => "/ops/replicas",
         }
     }
 
@@ -52,6 +56,7 @@ impl Nav {
             Nav::SlowQueries => "Slow queries",
             Nav::TableAccess => "Table access",
             Nav::Cache => "Cache",
+            Nav::Replicas => "Replicas",
         }
     }
 

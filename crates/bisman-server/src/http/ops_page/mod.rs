@@ -11,6 +11,7 @@
 //! | `GET /ops/slow-queries?window=` | [`slow_queries`]: top statements by total and mean time |
 //! | `GET /ops/table-access` | [`table_access`]: sequential vs index scans, hints |
 //! | `GET /ops/cache` | [`cache`]: hit rates over time, counters, Redis keyspace |
+//! | `GET /ops/replicas` | [`replicas`]: read replicas' state, lag and reads routed |
 //! | `GET/POST /ops/login`, `POST /ops/logout` | [`login`] |
 //! | `GET /ops/assets/ops.css`, `/ops/assets/ops.js` | [`assets`] |
 //!
@@ -33,6 +34,7 @@ mod layout;
 mod login;
 mod overview;
 mod partitions;
+mod replicas;
 mod slow_queries;
 mod table_access;
 mod widgets;
@@ -53,6 +55,7 @@ pub fn router() -> Router<AppState> {
         .route("/ops/slow-queries", get(slow_queries::page))
         .route("/ops/table-access", get(table_access::page))
         .route("/ops/cache", get(cache::page))
+        .route("/ops/replicas", get(replicas::page))
         .route("/ops/login", get(login::form).post(login::submit))
         .route("/ops/logout", post(login::logout))
         .route("/ops/assets/ops.css", get(assets::css))
