@@ -105,9 +105,11 @@ pub async fn restore(
     Ok(out)
 }
 
-/// When a month of `root` is restored, the same month of the tables retired
-/// with it comes back too: their archives are found in the ledger and taken
-/// from beside `root`'s manifest.
+/// When a month of `root` is restored, what else is in an archive of that
+/// month comes back too: the same month of the tables retired with it, and
+/// other archives of the same partitions (late rows archived after the
+/// month was first dropped). Their manifests are taken from beside the ones
+/// given; one that is not there is an error naming it.
 async fn siblings(
     conn: &mut PgConnection,
     root: &ManagedTable,
@@ -115,48 +117,48 @@ async fn siblings(
     loads: &mut Vec<Load>,
 ) -> Result<(), LifecycleError> {
     let Some(dir) = loads
-        .iter()
-        .find(|l| l.table.base_table == root.base_table)
+        .first()
         .and_then(|l| l.data.parent().map(Path::to_path_buf))
     else {
         return Ok(());
     };
-    for child in registry::retired_with(conn, root).await? {
-        let part = month.partition_name(&child.base_table);
-        if loads.iter().any(|l| l.table.base_table == child.base_table)
-            || registry::exists(conn, &part).await?
-        {
-            continue;
-        }
-        let file: Option<String> = sqlx::query_scalar(
-            "SELECT file_name FROM bisman_partition_archives
+    if !loads.iter().any(|l| l.table.base_table == root.base_table) {
+        return Ok(());
+    }
+    let mut tables = vec![root.clone()];
+    tables.extend(registry::retired_with(conn, root).await?);
+    for table in tables {
+        let part = month.partition_name(&table.base_table);
+        let files: Vec<(String, String)> = sqlx::query_as(
+            "SELECT file_name, file_sha256 FROM bisman_partition_archives
              WHERE base_table = $1 AND partition_name = $2 AND dropped_at IS NOT NULL
                AND dropped_at > coalesce(restored_at, '-infinity')
-             ORDER BY dropped_at DESC, id DESC LIMIT 1",
+             ORDER BY archived_at, id",
         )
-        .bind(&child.base_table)
+        .bind(&table.base_table)
         .bind(&part)
-        .fetch_optional(&mut *conn)
+        .fetch_all(&mut *conn)
         .await?;
-        let Some(file) = file else {
-            continue; // Empty when it was dropped: made empty with the month.
-        };
-        let data = dir.join(&file);
-        let manifest_path = Manifest::path_for(&data);
-        if !manifest_path.exists() {
-            return Err(LifecycleError::Invalid(format!(
-                "{part} was archived as {file}, which is not beside the manifest of {}; \
-                 restore it together (give its manifest too)",
-                month.partition_name(&root.base_table)
-            )));
+        for (file, sha256) in files {
+            if loads.iter().any(|l| l.manifest.sha256 == sha256) {
+                continue;
+            }
+            let data = dir.join(&file);
+            let manifest_path = Manifest::path_for(&data);
+            if !manifest_path.exists() {
+                return Err(LifecycleError::Invalid(format!(
+                    "{part} was also archived as {file}, which is not beside the manifests given; \
+                     restore it together (give its manifest too)"
+                )));
+            }
+            let (manifest, _) = Manifest::read(&manifest_path)?;
+            file::verify(&manifest, &data)?;
+            loads.push(Load {
+                table: table.clone(),
+                manifest,
+                data,
+            });
         }
-        let (manifest, _) = Manifest::read(&manifest_path)?;
-        file::verify(&manifest, &data)?;
-        loads.push(Load {
-            table: child,
-            manifest,
-            data,
-        });
     }
     Ok(())
 }
@@ -178,11 +180,26 @@ async fn restore_month(
         .execute(&mut *tx)
         .await?;
     let mut appends = Vec::new();
+    let mut created: Vec<String> = Vec::new();
     let mut out = Vec::new();
     for (i, l) in loads.iter().enumerate() {
         let part = l.manifest.partition.clone();
         check_columns(&mut tx, &l.table, &l.manifest).await?;
-        let target = match registry::attachment(&mut tx, &l.table.parent_table, &part).await? {
+        let attached = registry::attachment(&mut tx, &l.table.parent_table, &part).await?;
+        let target = match attached {
+            // A second archive of a month made in this transaction: through
+            // a temporary table, so that each file's rows are checked alone.
+            None if created.contains(&part) => {
+                let staging = format!("bisman_restore_{i}");
+                sqlx::query(&format!(
+                    "CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP",
+                    quote(&staging),
+                    quote(&l.table.parent_table)
+                ))
+                .execute(&mut *tx)
+                .await?;
+                staging
+            }
             None if !registry::exists(&mut tx, &part).await? => {
                 sqlx::query(&format!(
                     "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)",
@@ -191,6 +208,7 @@ async fn restore_month(
                 ))
                 .execute(&mut *tx)
                 .await?;
+                created.push(part.clone());
                 part.clone()
             }
             Some(false) => {
@@ -219,6 +237,15 @@ async fn restore_month(
         let rows = copy_in(&mut tx, &target, &l.manifest, &l.data, progress).await?;
         progress.finish();
         check_content(&mut tx, l, &target, rows).await?;
+        if attached.is_none() && target != part {
+            sqlx::query(&format!(
+                "INSERT INTO {} SELECT * FROM {}",
+                quote(&part),
+                quote(&target)
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
         out.push(Restored {
             table: l.table.base_table.clone(),
             partition: part,
@@ -244,7 +271,12 @@ async fn restore_month(
         .await
         .map_err(|e| attach_error(e, root, month, locks))?;
     }
+    let mut counted: Vec<String> = Vec::new();
     for r in &mut out {
+        if counted.contains(&r.partition) {
+            continue; // A second archive of the same month: counted once.
+        }
+        counted.push(r.partition.clone());
         r.rows_from_default = made
             .iter()
             .find(|(p, _)| *p == r.partition)
