@@ -72,7 +72,7 @@ impl LockPolicy {
         pool: &PgPool,
     ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         let mut tx = pool.begin().await?;
-        self.apply(&mut *tx).await?;
+        self.apply(&mut tx).await?;
         Ok(tx)
     }
 

@@ -101,7 +101,7 @@ pub enum Reached {
     /// happened then; the step was reached afterwards).
     WaitedThenStep,
     /// Finished without reaching the step (the writes happened after it).
-    NotReached,
+    Never,
 }
 
 /// One write made at the step.
@@ -542,7 +542,7 @@ impl Harness {
                 };
             }
             if task.is_finished() {
-                break Reached::NotReached;
+                break Reached::Never;
             }
             if blocked && open_done.is_none() {
                 // It waits for the open transaction: that one commits now.
