@@ -62,7 +62,7 @@ pub async fn premake(
         }
         let months: Vec<Month> = (0..=ahead).map(|i| Month::current().plus(i)).collect();
         if opts.dry_run {
-            out.extend(plan(pool, table, &months).await?);
+            out.extend(plan(pool, table, &months, opts.locks).await?);
             continue;
         }
         progress.start(
@@ -123,6 +123,7 @@ async fn plan(
     pool: &PgPool,
     table: &ManagedTable,
     months: &[Month],
+    locks: LockPolicy,
 ) -> Result<Vec<PremadeMonth>, LifecycleError> {
     let mut conn = pool.acquire().await?;
     let mut members = vec![table.clone()];
@@ -139,7 +140,7 @@ async fn plan(
                 .await?
                 .is_none();
             let rows_moved = if created {
-                default_rows_in(&mut conn, t, m).await?
+                default_rows_in(&mut conn, t, m, locks).await?
             } else {
                 0
             };
@@ -159,12 +160,15 @@ async fn default_rows_in(
     conn: &mut PgConnection,
     table: &ManagedTable,
     m: Month,
+    locks: LockPolicy,
 ) -> Result<i64, LifecycleError> {
     let Some(def) = registry::default_partition(conn, &table.parent_table).await? else {
         return Ok(0);
     };
-    // Month bounds are UTC, whatever the session's time zone.
+    // Month bounds are UTC, whatever the session's time zone; counting reads
+    // the default partition: the maintenance statement limit.
     let mut tx = conn.begin().await?;
+    locks.apply(&mut tx).await?;
     sqlx::query("SET LOCAL TimeZone = 'UTC'")
         .execute(&mut *tx)
         .await?;

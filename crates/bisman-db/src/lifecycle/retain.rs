@@ -95,7 +95,7 @@ pub async fn retain(
             }
             continue;
         }
-        let late = late_months(pool, root, cutoff).await?;
+        let late = late_months(pool, root, cutoff, opts.locks).await?;
         if opts.dry_run {
             out.extend(late.iter().map(|(m, rows)| RetainLine {
                 table: root.base_table.clone(),
@@ -143,13 +143,20 @@ async fn late_months(
     pool: &PgPool,
     root: &ManagedTable,
     cutoff: chrono::NaiveDateTime,
+    locks: LockPolicy,
 ) -> Result<BTreeMap<Month, i64>, LifecycleError> {
+    // Reads the whole default partition: the maintenance statement limit.
+    let mut tx = locks.begin(pool).await?;
+    sqlx::query("SET LOCAL lock_timeout = 0")
+        .execute(&mut *tx)
+        .await?;
     let rows: Vec<(chrono::NaiveDate, i64)> =
         sqlx::query_as("SELECT month, row_count FROM bisman_late_months($1, $2)")
             .bind(&root.base_table)
             .bind(cutoff)
-            .fetch_all(pool)
+            .fetch_all(&mut *tx)
             .await?;
+    tx.commit().await?;
     Ok(rows
         .into_iter()
         .map(|(d, n)| {

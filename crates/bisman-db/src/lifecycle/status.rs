@@ -14,7 +14,7 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use super::archive::digest;
 use super::registry::{self, ManagedTable};
@@ -131,14 +131,30 @@ pub struct TableStatus {
 /// The status of every managed table.
 #[tracing::instrument(skip_all)]
 pub async fn status(pool: &PgPool) -> Result<Vec<TableStatus>, LifecycleError> {
+    let tables = registry::all(pool).await?;
+    // One read-only snapshot. Counting default partitions and checksumming
+    // archived months reads whole tables: the maintenance statement limit,
+    // not the pool's; and it waits for locks as any reader does.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    LockPolicy::default().apply(&mut tx).await?;
+    sqlx::query("SET LOCAL lock_timeout = 0")
+        .execute(&mut *tx)
+        .await?;
     let mut out = Vec::new();
-    for table in registry::all(pool).await? {
-        out.push(table_status(pool, table).await?);
+    for table in tables {
+        out.push(table_status(&mut tx, table).await?);
     }
+    tx.commit().await?;
     Ok(out)
 }
 
-async fn table_status(pool: &PgPool, table: ManagedTable) -> Result<TableStatus, LifecycleError> {
+async fn table_status(
+    conn: &mut PgConnection,
+    table: ManagedTable,
+) -> Result<TableStatus, LifecycleError> {
     let partitions: Vec<PartitionStatus> = sqlx::query_as(
         "SELECT p.partition_name AS name, p.is_default, p.range_start, p.range_end,
                 CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END AS row_estimate,
@@ -146,7 +162,7 @@ async fn table_status(pool: &PgPool, table: ManagedTable) -> Result<TableStatus,
          FROM bisman_partitions($1) p JOIN pg_class c ON c.oid = to_regclass(quote_ident(p.partition_name))",
     )
     .bind(&table.base_table)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let now = Month::current().end();
     let premade_months = partitions
@@ -157,27 +173,27 @@ async fn table_status(pool: &PgPool, table: ManagedTable) -> Result<TableStatus,
         "SELECT coalesce(sum(row_count), 0)::bigint FROM check_default_partitions() WHERE table_name = $1",
     )
     .bind(&table.base_table)
-    .fetch_one(pool)
+    .fetch_one(&mut *conn)
     .await?;
     let archives = sqlx::query_as(
         "SELECT partition_name, row_count, file_name, archived_at, verified_at, dropped_at, restored_at
          FROM bisman_partition_archives WHERE base_table = $1 ORDER BY archived_at DESC",
     )
     .bind(&table.base_table)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let live_is_partitioned: bool = sqlx::query_scalar(
         "SELECT coalesce((SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass(quote_ident($1))), false)",
     )
     .bind(&table.base_table)
-    .fetch_one(pool)
+    .fetch_one(&mut *conn)
     .await?;
     let migration_state =
         sqlx::query_scalar("SELECT state FROM bisman_table_migrations WHERE base_table = $1")
             .bind(&table.base_table)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?;
-    let default_months = default_months(pool, &table).await?;
+    let default_months = default_months(&mut *conn, &table).await?;
     let late_rows = default_months
         .iter()
         .filter(|d| d.kind == "late")
@@ -194,9 +210,9 @@ async fn table_status(pool: &PgPool, table: ManagedTable) -> Result<TableStatus,
          ORDER BY 1",
     )
     .bind(&table.base_table)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
-    let changed_since_archive = changed_since_archive(pool, &table, &partitions).await?;
+    let changed_since_archive = changed_since_archive(&mut *conn, &table, &partitions).await?;
     Ok(TableStatus {
         table,
         live_is_partitioned,
@@ -214,7 +230,7 @@ async fn table_status(pool: &PgPool, table: ManagedTable) -> Result<TableStatus,
 
 /// Rows in the default partition by month, and what becomes of them.
 async fn default_months(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     table: &ManagedTable,
 ) -> Result<Vec<DefaultMonth>, LifecycleError> {
     let rows: Vec<(chrono::NaiveDate, i64, bool)> = sqlx::query_as(
@@ -225,7 +241,7 @@ async fn default_months(
          FROM bisman_late_months($1, 'infinity') l ORDER BY 1",
     )
     .bind(&table.base_table)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let current = Month::current().first_day();
     Ok(rows
@@ -247,7 +263,7 @@ async fn default_months(
 
 /// Attached months whose content differs from their newest archive.
 async fn changed_since_archive(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     table: &ManagedTable,
     partitions: &[PartitionStatus],
 ) -> Result<Vec<ChangedMonth>, LifecycleError> {
@@ -257,7 +273,7 @@ async fn changed_since_archive(
          ORDER BY partition_name, archived_at DESC, id DESC",
     )
     .bind(&table.base_table)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let mut out = Vec::new();
     let attached: Vec<&str> = partitions
@@ -265,25 +281,11 @@ async fn changed_since_archive(
         .filter(|p| !p.is_default)
         .map(|p| p.name.as_str())
         .collect();
-    let mut tx = None;
     for (partition, file, archived_rows, checksum) in newest {
         if !attached.contains(&partition.as_str()) {
             continue;
         }
-        // Reading whole months: the maintenance statement limit, not the pool's.
-        if tx.is_none() {
-            let mut t = pool.begin().await?;
-            sqlx::query("SET TRANSACTION READ ONLY")
-                .execute(&mut *t)
-                .await?;
-            LockPolicy::default().apply(&mut t).await?;
-            sqlx::query("SET LOCAL lock_timeout = 0")
-                .execute(&mut *t)
-                .await?;
-            tx = Some(t);
-        }
-        let Some(t) = tx.as_mut() else { continue };
-        let (rows_now, now) = digest(t, &table.parent_table, &partition).await?;
+        let (rows_now, now) = digest(&mut *conn, &table.parent_table, &partition).await?;
         let note = match &checksum {
             None => {
                 "archived before content checksums: retain archives it again before dropping it"
@@ -298,9 +300,6 @@ async fn changed_since_archive(
             rows_now,
             note: note.into(),
         });
-    }
-    if let Some(t) = tx {
-        t.commit().await?;
     }
     Ok(out)
 }
