@@ -193,6 +193,7 @@ BEGIN
             part, cols, bisman_column_list(p_cfg.parent_table, 'd'), def, p_cfg.partition_column, lo, hi,
             bisman_column_list(p_cfg.parent_table, 't'), part);
         GET DIAGNOSTICS copied = ROW_COUNT;
+        ANALYZE pg_temp.bisman_staged;
     END IF;
 
     -- The parent's unique keys as constraints (ATTACH adopts them), its other
@@ -241,10 +242,15 @@ END $$;
 -- changed since are copied), then the month's rows deleted from the default
 -- partition. Children before their parent: the parent's rows leaving the
 -- default partition must find no child rows there to cascade to. Returns
--- the rows moved.
+-- the rows moved. The work under the lock is one pass over the month's rows
+-- in the default partition (their hashes, compared with the staged ones as
+-- sets) and their delete; the month's own rows are read only when something
+-- changed since staging.
+-- (work_mem: the set comparisons of a large month hash in memory instead
+-- of sorting on disk while the lock is held.)
 CREATE OR REPLACE FUNCTION bisman_month_unstage(p_cfg bisman_partitioned_tables, p_month DATE)
 RETURNS BIGINT
-LANGUAGE plpgsql VOLATILE SET search_path FROM CURRENT SET TimeZone = 'UTC'
+LANGUAGE plpgsql VOLATILE SET search_path FROM CURRENT SET TimeZone = 'UTC' SET work_mem = '128MB'
 AS $$
 DECLARE
     part TEXT := bisman_partition_name(p_cfg.base_table, p_month);
@@ -252,7 +258,6 @@ DECLARE
     lo TIMESTAMP := p_month::timestamp;
     hi TIMESTAMP := (p_month + interval '1 month')::timestamp;
     col TEXT := p_cfg.partition_column;
-    cols TEXT := bisman_column_list(p_cfg.parent_table);
     moved BIGINT := 0;
 BEGIN
     SELECT pt.partdefid::regclass INTO def FROM pg_partitioned_table pt
@@ -263,18 +268,31 @@ BEGIN
     IF to_regclass('pg_temp.bisman_staged') IS NULL THEN
         CREATE TEMP TABLE bisman_staged (partition_name TEXT NOT NULL, row_hash TEXT NOT NULL) ON COMMIT DROP;
     END IF;
+    DROP TABLE IF EXISTS pg_temp.bisman_now, pg_temp.bisman_gone, pg_temp.bisman_new;
     EXECUTE format(
-        'DELETE FROM %1$I t USING (SELECT s.row_hash FROM bisman_staged s WHERE s.partition_name = %1$L
-                                   EXCEPT SELECT md5(ROW(%2$s)::text) FROM %3$s d WHERE d.%4$I >= %5$L AND d.%4$I < %6$L) gone
-         WHERE md5(ROW(%7$s)::text) = gone.row_hash',
-        part, bisman_column_list(p_cfg.parent_table, 'd'), def, col, lo, hi, bisman_column_list(p_cfg.parent_table, 't'));
-    EXECUTE format(
-        'INSERT INTO %1$I (%2$s) SELECT %3$s FROM %4$s d WHERE d.%5$I >= %6$L AND d.%5$I < %7$L
-           AND NOT EXISTS (SELECT 1 FROM bisman_staged s WHERE s.partition_name = %1$L AND s.row_hash = md5(ROW(%3$s)::text))',
-        part, cols, bisman_column_list(p_cfg.parent_table, 'd'), def, col, lo, hi);
+        'CREATE TEMP TABLE bisman_now ON COMMIT DROP AS
+         SELECT d.ctid AS row_ctid, md5(ROW(%s)::text) AS row_hash FROM %s d WHERE d.%I >= %L AND d.%I < %L',
+        bisman_column_list(p_cfg.parent_table, 'd'), def, col, lo, col, hi);
+    CREATE TEMP TABLE bisman_gone ON COMMIT DROP AS
+        SELECT s.row_hash FROM bisman_staged s WHERE s.partition_name = part
+        EXCEPT ALL SELECT n.row_hash FROM bisman_now n;
+    CREATE TEMP TABLE bisman_new ON COMMIT DROP AS
+        SELECT n.row_hash FROM bisman_now n
+        EXCEPT ALL SELECT s.row_hash FROM bisman_staged s WHERE s.partition_name = part;
+    IF EXISTS (SELECT 1 FROM bisman_gone) THEN
+        EXECUTE format('DELETE FROM %I t USING bisman_gone g WHERE md5(ROW(%s)::text) = g.row_hash',
+                       part, bisman_column_list(p_cfg.parent_table, 't'));
+    END IF;
+    IF EXISTS (SELECT 1 FROM bisman_new) THEN
+        EXECUTE format(
+            'INSERT INTO %I (%s) SELECT %s FROM %s d
+             WHERE d.ctid IN (SELECT n.row_ctid FROM bisman_now n JOIN bisman_new w ON w.row_hash = n.row_hash)',
+            part, bisman_column_list(p_cfg.parent_table), bisman_column_list(p_cfg.parent_table, 'd'), def);
+    END IF;
     EXECUTE format('DELETE FROM %s d WHERE d.%I >= %L AND d.%I < %L', def, col, lo, col, hi);
     GET DIAGNOSTICS moved = ROW_COUNT;
     DELETE FROM bisman_staged s WHERE s.partition_name = part;
+    DROP TABLE pg_temp.bisman_now, pg_temp.bisman_gone, pg_temp.bisman_new;
     RETURN moved;
 END $$;
 
