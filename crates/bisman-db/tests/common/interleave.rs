@@ -31,7 +31,7 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgConnection, PgPool, Row};
+use sqlx::{ConnectOptions, PgConnection, PgPool};
 
 /// An operation under test: its summary, or its error as text.
 pub type Op = Pin<Box<dyn Future<Output = Result<String, String>> + Send>>;
@@ -781,15 +781,4 @@ impl Writer {
         .await
         .map_err(|e| e.to_string())
     }
-}
-
-/// Reads a whole row of `sql` (for assertions that print state).
-pub async fn rows(pool: &PgPool, sql: &str) -> Vec<String> {
-    sqlx::query(sql)
-        .fetch_all(pool)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.try_get::<String, _>(0).unwrap_or_default())
-        .collect()
 }
