@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The long version of the reliability suite (RELIABILITY.md): a 10-minute
-# load on three instances, every fault scenario with long phases, the
-# property tests with many cases, and 10 minutes of fuzzing. About 40
+# load on three instances, every fault scenario with long phases, the data
+# lifecycle's interleavings on larger months, the property tests with many
+# cases, and 10 minutes of fuzzing. About 40
 # minutes on a 2-core machine. Needs PostgreSQL on 127.0.0.1:5432 and Redis
 # on 127.0.0.1:6379 (as .ci/run starts them). Figures go to target/reliability/.
 set -euo pipefail
@@ -28,6 +29,10 @@ log "fault scenarios, long phases (release)"
 BISMAN_FAULT_REQUESTS=5000 BISMAN_LOAD_SECS=300 BISMAN_LOAD_INSTANCES=3 \
     cargo test --release -p bisman --test reliability -- --test-threads 1 --nocapture \
     2>&1 | tee "$out/faults.md"
+
+log "data lifecycle: every command paused at each step, on months of 20,000 rows"
+BISMAN_LIFECYCLE_ROWS=20000 cargo test --release -p bisman-db --test lifecycle_interleavings \
+    -- --test-threads 1 --nocapture 2>&1 | tee "$out/lifecycle.md"
 
 log "property tests, 20000 cases each"
 BISMAN_PROPTEST_CASES=20000 cargo test --release -p bisman-jsonb --test differential

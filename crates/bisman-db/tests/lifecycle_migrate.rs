@@ -121,8 +121,8 @@ async fn every_row_exactly_once_through_swap_and_unswap() {
         batch_size: 1_000,
         sleep: Duration::from_millis(5),
         locks: LockPolicy {
-            timeout_ms: 2_000,
-            attempts: 10,
+            attempts: 100,
+            ..Default::default()
         },
         ..Default::default()
     };

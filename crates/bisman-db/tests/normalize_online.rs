@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bisman_db::lifecycle::NoProgress;
+use bisman_db::lifecycle::{LockPolicy, NoProgress};
 use bisman_db::normalize::{normalize, unmirror, verify, Kind, NormalizeOptions};
 use bisman_testkit::TestDb;
 use common::*;
@@ -72,7 +72,7 @@ async fn a_million_messages_while_the_application_writes() {
     let writing = tokio::spawn(app(db.new_pool(2).await, stop.clone()));
     let opts = NormalizeOptions {
         batch_size: 20_000,
-        restart: false,
+        ..Default::default()
     };
     let first = normalize(&db.pool, Kind::Reads, &opts, &NoProgress)
         .await
@@ -127,7 +127,9 @@ async fn a_million_messages_while_the_application_writes() {
     assert_eq!(report.quarantined, quarantined);
 
     // Verify sees a difference when one appears; the mirror stops on request.
-    unmirror(&db.pool, Kind::Reads).await.unwrap();
+    unmirror(&db.pool, Kind::Reads, LockPolicy::default())
+        .await
+        .unwrap();
     sqlx::query(
         r#"UPDATE thread_messages SET "readBy" = '[{"userId": 4242}]' WHERE id = 'm0000001'"#,
     )

@@ -274,15 +274,20 @@ async fn drop_old(pool: &PgPool, keep: i32, force: bool) -> Vec<(String, String,
         .collect()
 }
 
-async fn record_archive(pool: &PgPool, base: &str, partition: &str, rows: i64) {
+/// Records an archive of `partition` in the ledger: holding exactly its
+/// rows now (`exact`), or 5 rows of other content.
+async fn record_archive(pool: &PgPool, base: &str, partition: &str, exact: bool) {
     sqlx::query(
         "INSERT INTO bisman_partition_archives
-             (base_table, partition_name, range_start, range_end, row_count, file_name, file_sha256, format, verified_at)
-         VALUES ($1, $2, '2020-01-01', '2020-02-01', $3, $2 || '.csv.gz', repeat('a', 64), 'csv+gzip', now())",
+             (base_table, partition_name, range_start, range_end, row_count, file_name, file_sha256, format,
+              content_checksum, verified_at)
+         SELECT $1, $2, '2020-01-01', '2020-02-01', CASE WHEN $3 THEN d.row_count ELSE 5 END, $2 || '.csv.gz',
+                repeat('a', 64), 'csv+gzip', CASE WHEN $3 THEN d.checksum ELSE 'h2:0:0' END, now()
+         FROM bisman_partitioned_tables b, bisman_rows_digest(b.parent_table, $2) d WHERE b.base_table = $1",
     )
     .bind(base)
     .bind(partition)
-    .bind(rows)
+    .bind(exact)
     .execute(pool)
     .await
     .unwrap();
@@ -334,21 +339,31 @@ async fn retention_drops_only_empty_or_archived_months_children_first() {
     assert!(exists(&db.pool, "thread_messages_p2020_01").await);
 
     // The messages archived but not their reads: still kept, and said why.
-    record_archive(&db.pool, "thread_messages", "thread_messages_p2020_01", 1).await;
+    record_archive(
+        &db.pool,
+        "thread_messages",
+        "thread_messages_p2020_01",
+        true,
+    )
+    .await;
     let report = drop_old(&db.pool, 1, false).await;
     assert!(report.iter().all(|r| r.2 == "skipped"), "{report:?}");
     assert!(report
         .iter()
         .any(|r| r.1 == "thread_messages_p2020_01" && r.3.contains("kept with its month")));
 
-    // An archive whose count no longer matches the partition does not count.
-    record_archive(&db.pool, "message_reads", "message_reads_p2020_01", 5).await;
+    // An archive whose content is not the partition's does not count.
+    record_archive(&db.pool, "message_reads", "message_reads_p2020_01", false).await;
     let report = drop_old(&db.pool, 1, false).await;
-    assert!(report.iter().any(|r| r.1 == "message_reads_p2020_01"
-        && r.3.contains("holds 5 rows but the partition now has 1")));
+    assert!(
+        report.iter().any(|r| r.1 == "message_reads_p2020_01"
+            && r.3.contains("changed since its archive")
+            && r.3.contains("5 rows then, 1 now")),
+        "{report:?}"
+    );
 
     // Both archived and verified: reads first, then the messages.
-    record_archive(&db.pool, "message_reads", "message_reads_p2020_01", 1).await;
+    record_archive(&db.pool, "message_reads", "message_reads_p2020_01", true).await;
     let report = drop_old(&db.pool, 1, false).await;
     let order: Vec<&str> = report.iter().map(|r| r.1.as_str()).collect();
     assert_eq!(

@@ -136,6 +136,12 @@ async fn a_killed_fill_resumes_without_duplicates() {
     assert_eq!(cue["live_is_partitioned"], true);
     assert_eq!(cue["migration_state"], "swapped");
     assert!(cue["premade_months"].as_u64().unwrap() >= 11);
+    // What the data lifecycle reports: nothing waiting, detached or changed.
+    assert_eq!(cue["default_rows"], 0);
+    assert_eq!(cue["late_rows"], 0);
+    assert_eq!(cue["default_months"], serde_json::json!([]));
+    assert_eq!(cue["detached_months"], serde_json::json!([]));
+    assert_eq!(cue["changed_since_archive"], serde_json::json!([]));
 
     let out = bisman(&["partitions", "unswap", "client_usage_events"], &db.url);
     assert!(out.status.success(), "{}", text(&out));

@@ -8,12 +8,18 @@
 //! partitioned twin ([`table_migration`]).
 //!
 //! It builds on the SQL of migration `012` (the registry
-//! `bisman_partitioned_tables`, the ledger `bisman_partition_archives`,
-//! `bisman_ensure_partitions`, `bisman_drop_blocker`) and the checkpoint
-//! tables of `013`. It must not drop a row that was not archived and verified
-//! unless the caller asked for exactly that, and every identifier it sends to
-//! PostgreSQL comes from the registry or the catalog and is quoted by
-//! [`ident::quote`].
+//! `bisman_partitioned_tables`, the ledger `bisman_partition_archives`), the
+//! checkpoint tables of `013`, and the month-making and month-dropping SQL of
+//! `016` (`bisman_premake_month`, `bisman_retire_months`), which the spec's
+//! `create_future_partitions` and `drop_old_partitions` call too: one
+//! implementation of the rules. It must not drop a row that is not in an
+//! archive holding exactly the rows dropped (checked under the drop's lock)
+//! unless the caller asked for exactly that; every lock that blocks the
+//! application is asked for with a short timeout and retried, and every
+//! maintenance statement runs under an explicit limit ([`LockPolicy`]); each
+//! operation marks its named [`steps`], where the concurrency tests pause it.
+//! Every identifier it sends to PostgreSQL comes from the registry or the
+//! catalog and is quoted by [`ident::quote`].
 
 pub mod archive;
 mod error;
@@ -25,6 +31,7 @@ pub mod registry;
 pub mod restore;
 pub mod retain;
 pub mod status;
+pub mod steps;
 pub mod table_migration;
 
 pub use error::LifecycleError;

@@ -1,22 +1,35 @@
-//! `bisman partitions restore`: an archived month loaded back and attached.
+//! `bisman partitions restore`: archived months loaded back and attached.
 //!
-//! The file is verified against its manifest before anything is touched
-//! (a corrupt or truncated file is refused), the columns must be the parent's
-//! columns, and the month is created, loaded with `COPY … (FORMAT csv,
-//! HEADER MATCH)`, counted and attached in one transaction: either the month
-//! is back whole or nothing changed. Rows of the month that arrived in the
-//! default partition meanwhile are moved into it in the same transaction.
+//! Files are verified against their manifests before anything is touched (a
+//! corrupt or truncated file is refused), and the columns must be the
+//! parent's. Archives are restored a month at a time, one transaction per
+//! month of a table and the tables that follow it (messages with their read
+//! receipts and reactions): each file is loaded into a new month table (or,
+//! when the month exists, appended to it through a temporary table) and its
+//! rows must have the manifest's content checksum; then the month is made by
+//! the same SQL as premake (`bisman_premake_month`): the rows of that month
+//! that arrived in the default partitions meanwhile are moved in, the
+//! followers' before the messages' (a message leaving the default partition
+//! would otherwise take its receipts and reactions with it, by the foreign
+//! key's cascade), under a short lock, and the month is attached. Either the
+//! month is back whole or nothing changed.
+//!
+//! Restoring a month of messages brings back the same month of receipts and
+//! reactions: their manifests are taken from beside the messages' when they
+//! were not given.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use flate2::read::GzDecoder;
 use serde::Serialize;
-use sqlx::{Acquire, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 
 use super::archive::file::{self, Manifest};
-use super::ident::{checked, quote, quote_list};
+use super::archive::{copy_in, digest};
+use super::ident::{checked, quote};
+use super::premake::lock_error;
 use super::registry::{self, ManagedTable};
-use super::{LifecycleError, LockPolicy, Progress};
+use super::{steps, LifecycleError, LockPolicy, Progress};
 use crate::partitions::Month;
 
 /// A restored month.
@@ -39,8 +52,16 @@ pub fn verify_archive(path: &Path) -> Result<Manifest, LifecycleError> {
     Ok(manifest)
 }
 
-/// Restores archives; months of tables others follow go first, so that the
-/// children's foreign keys find their rows.
+/// One archive to load.
+#[derive(Debug, Clone)]
+struct Load {
+    table: ManagedTable,
+    manifest: Manifest,
+    data: PathBuf,
+}
+
+/// Restores archives, a month (of a table and its followers) at a time,
+/// oldest first.
 #[tracing::instrument(skip_all)]
 pub async fn restore(
     pool: &PgPool,
@@ -48,92 +69,232 @@ pub async fn restore(
     locks: LockPolicy,
     progress: &dyn Progress,
 ) -> Result<Vec<Restored>, LifecycleError> {
-    let mut loaded = Vec::new();
+    let mut conn = pool.acquire().await?;
+    let mut groups: BTreeMap<(String, Month), Vec<Load>> = BTreeMap::new();
     for p in paths {
         let (manifest, manifest_path) = Manifest::read(p)?;
         let data = manifest.data_path(&manifest_path);
         file::verify(&manifest, &data)?;
-        loaded.push((manifest, data));
-    }
-    let mut conn = pool.acquire().await?;
-    let mut planned = Vec::new();
-    for (manifest, data) in loaded {
         let table = registry::get(&mut conn, &manifest.table).await?;
-        planned.push((table.follows.is_some(), table, manifest, data));
+        let month = check_manifest(&table, &manifest)?;
+        let root = table.follows.clone().unwrap_or(table.base_table.clone());
+        groups.entry((root, month)).or_default().push(Load {
+            table,
+            manifest,
+            data,
+        });
     }
-    drop(conn);
-    planned.sort_by_key(|(follower, _, m, _)| (*follower, m.range_start));
     let mut out = Vec::new();
-    for (_, table, manifest, data) in planned {
-        let done = locks
-            .retry(&format!("restoring {}", manifest.partition), || {
-                restore_one(pool, &table, &manifest, &data, locks, progress)
-            })
+    for ((root, month), mut loads) in groups {
+        let root = registry::root(&mut conn, &root).await?;
+        let blocked: Option<String> = sqlx::query_scalar("SELECT bisman_migration_blocker($1)")
+            .bind(&root.base_table)
+            .fetch_one(&mut *conn)
             .await?;
-        out.push(done);
+        if let Some(reason) = blocked {
+            return Err(LifecycleError::Invalid(format!(
+                "not restoring {}: {reason}",
+                month.partition_name(&root.base_table)
+            )));
+        }
+        siblings(&mut conn, &root, month, &mut loads).await?;
+        // The table others follow first, then its followers.
+        loads.sort_by_key(|l| (l.table.follows.is_some(), l.table.base_table.clone()));
+        out.extend(restore_month(pool, &root, month, &loads, locks, progress).await?);
     }
     Ok(out)
 }
 
-async fn restore_one(
+/// When a month of `root` is restored, what else is in an archive of that
+/// month comes back too: the same month of the tables retired with it, and
+/// other archives of the same partitions (late rows archived after the
+/// month was first dropped). Their manifests are taken from beside the ones
+/// given; one that is not there is an error naming it.
+async fn siblings(
+    conn: &mut PgConnection,
+    root: &ManagedTable,
+    month: Month,
+    loads: &mut Vec<Load>,
+) -> Result<(), LifecycleError> {
+    let Some(dir) = loads
+        .first()
+        .and_then(|l| l.data.parent().map(Path::to_path_buf))
+    else {
+        return Ok(());
+    };
+    if !loads.iter().any(|l| l.table.base_table == root.base_table) {
+        return Ok(());
+    }
+    let mut tables = vec![root.clone()];
+    tables.extend(registry::retired_with(conn, root).await?);
+    for table in tables {
+        let part = month.partition_name(&table.base_table);
+        let files: Vec<(String, String)> = sqlx::query_as(
+            "SELECT file_name, file_sha256 FROM bisman_partition_archives
+             WHERE base_table = $1 AND partition_name = $2 AND dropped_at IS NOT NULL
+               AND dropped_at > coalesce(restored_at, '-infinity')
+             ORDER BY archived_at, id",
+        )
+        .bind(&table.base_table)
+        .bind(&part)
+        .fetch_all(&mut *conn)
+        .await?;
+        for (file, sha256) in files {
+            if loads.iter().any(|l| l.manifest.sha256 == sha256) {
+                continue;
+            }
+            let data = dir.join(&file);
+            let manifest_path = Manifest::path_for(&data);
+            if !manifest_path.exists() {
+                return Err(LifecycleError::Invalid(format!(
+                    "{part} was also archived as {file}, which is not beside the manifests given; \
+                     restore it together (give its manifest too)"
+                )));
+            }
+            let (manifest, _) = Manifest::read(&manifest_path)?;
+            file::verify(&manifest, &data)?;
+            loads.push(Load {
+                table: table.clone(),
+                manifest,
+                data,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Loads and attaches one month of `root` and its followers, in one transaction.
+async fn restore_month(
     pool: &PgPool,
-    table: &ManagedTable,
-    manifest: &Manifest,
-    data: &Path,
+    root: &ManagedTable,
+    month: Month,
+    loads: &[Load],
     locks: LockPolicy,
     progress: &dyn Progress,
-) -> Result<Restored, LifecycleError> {
-    let month = check_manifest(table, manifest)?;
-    let part = manifest.partition.clone();
-    let mut conn = pool.acquire().await?;
-    check_target(&mut conn, table, manifest).await?;
-    let mut tx = conn.begin().await?;
-    locks.apply(&mut tx).await?;
-    sqlx::query(&format!(
-        "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)",
-        quote(&part),
-        quote(&table.parent_table)
-    ))
-    .execute(&mut *tx)
-    .await?;
-    progress.start(
-        &format!("restoring {part}"),
-        Some(manifest.row_count as u64),
-    );
-    let rows = load(&mut tx, manifest, data, progress).await?;
-    progress.finish();
-    if rows != manifest.row_count {
-        return Err(LifecycleError::BadArchive {
-            path: data.to_path_buf(),
-            reason: format!(
-                "loaded {rows} rows, the manifest says {}",
-                manifest.row_count
-            ),
+) -> Result<Vec<Restored>, LifecycleError> {
+    let mut tx = locks.begin(pool).await?;
+    // Loading waits for nothing the application holds (only the tables made
+    // here are written); the locks that block writers are asked for by
+    // bisman_premake_month, with the policy's timeout.
+    sqlx::query("SET LOCAL lock_timeout = 0")
+        .execute(&mut *tx)
+        .await?;
+    let mut appends = Vec::new();
+    let mut created: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for (i, l) in loads.iter().enumerate() {
+        let part = l.manifest.partition.clone();
+        check_columns(&mut tx, &l.table, &l.manifest).await?;
+        let attached = registry::attachment(&mut tx, &l.table.parent_table, &part).await?;
+        let target = match attached {
+            // A second archive of a month made in this transaction: through
+            // a temporary table, so that each file's rows are checked alone.
+            None if created.contains(&part) => {
+                let staging = format!("bisman_restore_{i}");
+                sqlx::query(&format!(
+                    "CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP",
+                    quote(&staging),
+                    quote(&l.table.parent_table)
+                ))
+                .execute(&mut *tx)
+                .await?;
+                staging
+            }
+            None if !registry::exists(&mut tx, &part).await? => {
+                sqlx::query(&format!(
+                    "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)",
+                    quote(&part),
+                    quote(&l.table.parent_table)
+                ))
+                .execute(&mut *tx)
+                .await?;
+                created.push(part.clone());
+                part.clone()
+            }
+            Some(false) => {
+                let staging = format!("bisman_restore_{i}");
+                sqlx::query(&format!(
+                    "CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP",
+                    quote(&staging),
+                    quote(&l.table.parent_table)
+                ))
+                .execute(&mut *tx)
+                .await?;
+                appends.push((part.clone(), staging.clone()));
+                staging
+            }
+            _ => {
+                return Err(LifecycleError::Invalid(format!(
+                    "{part} exists but is not attached (a month table left by an interrupted operation): \
+                     `bisman partitions premake` attaches it; restore after that"
+                )))
+            }
+        };
+        progress.start(
+            &format!("restoring {part}"),
+            Some(l.manifest.row_count as u64),
+        );
+        let rows = copy_in(&mut tx, &target, &l.manifest, &l.data, progress).await?;
+        progress.finish();
+        check_content(&mut tx, l, &target, rows).await?;
+        if attached.is_none() && target != part {
+            sqlx::query(&format!(
+                "INSERT INTO {} SELECT * FROM {}",
+                quote(&part),
+                quote(&target)
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
+        out.push(Restored {
+            table: l.table.base_table.clone(),
+            partition: part,
+            rows,
+            rows_from_default: 0,
         });
     }
-    let rows_from_default = move_from_default(&mut tx, table, &part, month).await?;
-    sqlx::query("SELECT bisman_attach_month(bisman_managed_table($1, true), $2)")
-        .bind(&table.base_table)
-        .bind(month.first_day())
+    steps::reach(&mut tx, steps::RESTORE_LOADED).await?;
+    let made: Vec<(String, i64)> =
+        sqlx::query_as("SELECT partition_name, rows_moved FROM bisman_premake_month($1, $2)")
+            .bind(&root.base_table)
+            .bind(month.first_day())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| attach_error(e, root, month, locks))?;
+    for (part, staging) in &appends {
+        sqlx::query(&format!(
+            "INSERT INTO {} SELECT * FROM {}",
+            quote(part),
+            quote(staging)
+        ))
         .execute(&mut *tx)
         .await
-        .map_err(|e| attach_error(e, table))?;
-    sqlx::query(
-        "UPDATE bisman_partition_archives SET restored_at = now()
-         WHERE base_table = $1 AND partition_name = $2 AND file_sha256 = $3",
-    )
-    .bind(&table.base_table)
-    .bind(&part)
-    .bind(&manifest.sha256)
-    .execute(&mut *tx)
-    .await?;
+        .map_err(|e| attach_error(e, root, month, locks))?;
+    }
+    let mut counted: Vec<String> = Vec::new();
+    for r in &mut out {
+        if counted.contains(&r.partition) {
+            continue; // A second archive of the same month: counted once.
+        }
+        counted.push(r.partition.clone());
+        r.rows_from_default = made
+            .iter()
+            .find(|(p, _)| *p == r.partition)
+            .map_or(0, |(_, n)| *n);
+    }
+    for l in loads {
+        sqlx::query(
+            "UPDATE bisman_partition_archives SET restored_at = now()
+             WHERE base_table = $1 AND partition_name = $2 AND file_sha256 = $3",
+        )
+        .bind(&l.table.base_table)
+        .bind(&l.manifest.partition)
+        .bind(&l.manifest.sha256)
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
-    Ok(Restored {
-        table: table.base_table.clone(),
-        partition: part,
-        rows,
-        rows_from_default,
-    })
+    Ok(out)
 }
 
 /// The month the manifest describes, when its names and bounds are sane.
@@ -152,18 +313,12 @@ fn check_manifest(table: &ManagedTable, m: &Manifest) -> Result<Month, Lifecycle
     Ok(month)
 }
 
-/// The month must not exist and the parent's columns must match the file's.
-async fn check_target(
+/// The parent's columns must be the file's.
+async fn check_columns(
     conn: &mut PgConnection,
     table: &ManagedTable,
     m: &Manifest,
 ) -> Result<(), LifecycleError> {
-    if registry::exists(conn, &m.partition).await? {
-        return Err(LifecycleError::Invalid(format!(
-            "{} already exists; drop or rename it before restoring its archive",
-            m.partition
-        )));
-    }
     let columns = registry::columns(conn, &table.parent_table).await?;
     let wanted: Vec<(String, String)> = m
         .columns
@@ -179,86 +334,71 @@ async fn check_target(
     Ok(())
 }
 
-async fn load(
+/// The rows loaded are the manifest's: its count, and (manifests from
+/// migration `016` on) its content checksum. A checksum made by another
+/// major version of PostgreSQL may print some values differently; then the
+/// count and the file's SHA-256 decide, and a warning says so.
+async fn check_content(
     conn: &mut PgConnection,
-    m: &Manifest,
-    data: &Path,
-    progress: &dyn Progress,
-) -> Result<i64, LifecycleError> {
-    use std::io::Read;
-    let names: Vec<&str> = m.columns.iter().map(|c| c.name.as_str()).collect();
-    let mut copy = conn
-        .copy_in_raw(&format!(
-            "COPY {} ({}) FROM STDIN (FORMAT csv, HEADER MATCH)",
-            quote(&m.partition),
-            quote_list(&names)
-        ))
-        .await?;
-    let f = std::fs::File::open(data).map_err(LifecycleError::io(data))?;
-    let mut gz = GzDecoder::new(std::io::BufReader::new(f));
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut records = file::CsvRecords::default();
-    let mut shown = 1;
-    loop {
-        let n = match gz.read(&mut buf) {
-            Ok(n) => n,
-            Err(e) => {
-                let _ = copy.abort("archive unreadable").await;
-                return Err(LifecycleError::BadArchive {
-                    path: data.to_path_buf(),
-                    reason: format!("truncated or corrupt (gzip: {e})"),
-                });
-            }
-        };
-        if n == 0 {
-            break;
-        }
-        copy.send(&buf[..n]).await?;
-        records.feed(&buf[..n]);
-        if records.complete() > shown {
-            progress.advance((records.complete() - shown) as u64);
-            shown = records.complete();
-        }
-    }
-    Ok(copy.finish().await? as i64)
-}
-
-async fn move_from_default(
-    conn: &mut PgConnection,
-    table: &ManagedTable,
-    part: &str,
-    month: Month,
-) -> Result<i64, LifecycleError> {
-    let Some(def) = registry::default_partition(conn, &table.parent_table).await? else {
-        return Ok(0);
+    l: &Load,
+    target: &str,
+    rows: i64,
+) -> Result<(), LifecycleError> {
+    let bad = |reason: String| LifecycleError::BadArchive {
+        path: l.data.clone(),
+        reason,
     };
-    sqlx::query("SET LOCAL TimeZone = 'UTC'")
-        .execute(&mut *conn)
+    if rows != l.manifest.row_count {
+        return Err(bad(format!(
+            "loaded {rows} rows, the manifest says {}",
+            l.manifest.row_count
+        )));
+    }
+    let Some(expected) = &l.manifest.content_checksum else {
+        return Ok(());
+    };
+    let (_, checksum) = digest(conn, &l.table.parent_table, target).await?;
+    if &checksum == expected {
+        return Ok(());
+    }
+    let server: String = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(&mut *conn)
         .await?;
-    let col = quote(&table.partition_column);
-    let moved = sqlx::query(&format!(
-        "WITH moved AS (DELETE FROM {} WHERE {col} >= $1 AND {col} < $2 RETURNING *)
-         INSERT INTO {} SELECT * FROM moved",
-        quote(&def),
-        quote(part)
-    ))
-    .bind(month.start())
-    .bind(month.end())
-    .execute(conn)
-    .await?;
-    Ok(moved.rows_affected() as i64)
+    let major = |v: &str| v.split('.').next().unwrap_or_default().to_string();
+    if major(&server) == major(&l.manifest.server_version) {
+        return Err(bad(format!(
+            "its rows' checksum is {checksum}, the manifest says {expected}"
+        )));
+    }
+    tracing::warn!(
+        partition = %l.manifest.partition,
+        archive_server = %l.manifest.server_version,
+        server = %server,
+        "content checksum differs across PostgreSQL versions; rows and SHA-256 match"
+    );
+    Ok(())
 }
 
-fn attach_error(e: sqlx::Error, table: &ManagedTable) -> LifecycleError {
+fn attach_error(
+    e: sqlx::Error,
+    root: &ManagedTable,
+    month: Month,
+    locks: LockPolicy,
+) -> LifecycleError {
     let fk = e
         .as_database_error()
         .and_then(|d| d.code())
         .is_some_and(|c| c == "23503");
-    match (&table.follows, fk) {
-        (Some(leader), true) => LifecycleError::Invalid(format!(
-            "{}'s rows reference {leader} rows that are not there: restore the same month of {leader} first ({e})",
-            table.base_table
-        )),
-        _ => LifecycleError::Database(e),
+    if fk {
+        return LifecycleError::Invalid(format!(
+            "rows reference {} rows that are not there: restore {} first ({e})",
+            root.base_table,
+            month.partition_name(&root.base_table)
+        ));
     }
+    lock_error(
+        e,
+        &format!("restoring {}", month.partition_name(&root.base_table)),
+        locks,
+    )
 }

@@ -1,27 +1,36 @@
 //! `bisman partitions retain`: months older than the cut-off archived (when
-//! they are not already), then detached and dropped, children first.
+//! their newest archive does not hold exactly their rows), then detached and
+//! dropped, children first.
 //!
-//! A month is dropped only when every member (the month and the same month
-//! of the tables whose foreign keys point into it) is empty or has a
-//! verified archive whose row count still matches — checked by the SQL
-//! `bisman_drop_blocker` under a lock that keeps rows from arriving between
-//! the check and the drop — unless the caller passes `no_archive`.
+//! The drop is the SQL of `drop_old_partitions` (`bisman_retire_months`,
+//! migration `016`), in one transaction: every member month (the month and
+//! the same month of the tables whose foreign keys point into it) locked
+//! against writes first, then its content checksummed and compared with its
+//! archive's, then detached and dropped. A month written to after its
+//! archive (a read receipt on an old message, a usage event up to 400 days
+//! late) is archived again and the drop tried again; a month that keeps
+//! changing is kept and the line says so. Nothing unarchived is dropped
+//! unless the caller passes `no_archive`.
 //!
-//! `DETACH … CONCURRENTLY` cannot run in a transaction block and PostgreSQL
-//! refuses it while the table has a default partition (every table premade by
-//! bisman has one), so it is used only when the parent has none; otherwise a
-//! plain `DETACH` under a short `lock_timeout`, retried, in one transaction
-//! with the drop.
+//! Rows that arrive for a month already dropped wait in the default
+//! partition until the next run, which makes that month again with them and
+//! archives and drops it like any old month: the default partition stays
+//! small (every month's ATTACH scans it) and the late rows end in an archive.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
-use sqlx::{Acquire, PgConnection, PgPool};
+use sqlx::PgPool;
 
-use super::archive::{self, Member, MonthGroup};
-use super::ident::quote;
-use super::registry::{self, ManagedTable};
-use super::{LifecycleError, LockPolicy, Progress};
+use super::archive::{self, Archival, MonthGroup};
+use super::premake;
+use super::registry::ManagedTable;
+use super::{steps, LifecycleError, LockPolicy, Progress};
+use crate::partitions::Month;
+
+/// Archive-and-drop rounds for a month that keeps changing.
+const ROUNDS: usize = 3;
 
 /// What retain should do.
 #[derive(Debug, Clone)]
@@ -34,7 +43,7 @@ pub struct RetainOptions {
     pub no_archive: bool,
     /// Report, change nothing.
     pub dry_run: bool,
-    /// Lock timeout and retries for DETACH.
+    /// Lock timeout, retries and statement limit.
     pub locks: LockPolicy,
 }
 
@@ -53,6 +62,15 @@ pub struct RetainLine {
     pub manifest: Option<PathBuf>,
 }
 
+/// One row of `bisman_retire_months`.
+#[derive(Debug, sqlx::FromRow)]
+struct Retired {
+    partition_name: String,
+    action: String,
+    reason: String,
+    outcome: String,
+}
+
 /// Retires old months of `roots`.
 #[tracing::instrument(skip_all)]
 pub async fn retain(
@@ -64,206 +82,210 @@ pub async fn retain(
     let mut out = Vec::new();
     for root in roots {
         let keep = opts.keep_months.unwrap_or(root.past_months);
+        let cutoff = archive::cutoff(keep)?;
+        if let Some(reason) = migration_blocker(pool, root).await? {
+            for group in archive::old_months(pool, root, keep).await? {
+                out.extend(group.members.iter().map(|m| RetainLine {
+                    table: m.table.base_table.clone(),
+                    partition: m.partition.clone(),
+                    action: "skipped".into(),
+                    reason: reason.clone(),
+                    manifest: None,
+                }));
+            }
+            continue;
+        }
+        let late = late_months(pool, root, cutoff, opts.locks).await?;
+        if opts.dry_run {
+            out.extend(late.iter().map(|(m, rows)| RetainLine {
+                table: root.base_table.clone(),
+                partition: m.partition_name(&root.base_table),
+                action: "would archive late rows".into(),
+                reason: format!(
+                    "{rows} rows in the default partition for this month, which has no partition: \
+                     it is made again with them, archived and dropped"
+                ),
+                manifest: None,
+            }));
+        } else {
+            for &m in late.keys() {
+                premake::premake_month(pool, root, m, opts.locks).await?;
+            }
+        }
         for group in archive::old_months(pool, root, keep).await? {
-            out.extend(retire_group(pool, &group, opts, progress).await?);
+            let mut lines = retire_group(pool, root, &group, opts, progress).await?;
+            if let Some(rows) = late.get(&group.month) {
+                if let Some(line) = lines.last_mut() {
+                    line.reason.push_str(&format!(
+                        "; made again first for {rows} rows that arrived after it was dropped"
+                    ));
+                }
+            }
+            out.extend(lines);
         }
     }
     Ok(out)
 }
 
+/// Why the lifecycle leaves `root` alone now (a migration in progress).
+async fn migration_blocker(
+    pool: &PgPool,
+    root: &ManagedTable,
+) -> Result<Option<String>, LifecycleError> {
+    Ok(sqlx::query_scalar("SELECT bisman_migration_blocker($1)")
+        .bind(&root.base_table)
+        .fetch_one(pool)
+        .await?)
+}
+
+/// Months older than the cut-off whose rows wait in the default partition.
+async fn late_months(
+    pool: &PgPool,
+    root: &ManagedTable,
+    cutoff: chrono::NaiveDateTime,
+    locks: LockPolicy,
+) -> Result<BTreeMap<Month, i64>, LifecycleError> {
+    // Reads the whole default partition: the maintenance statement limit.
+    let mut tx = locks.begin(pool).await?;
+    sqlx::query("SET LOCAL lock_timeout = 0")
+        .execute(&mut *tx)
+        .await?;
+    let rows: Vec<(chrono::NaiveDate, i64)> =
+        sqlx::query_as("SELECT month, row_count FROM bisman_late_months($1, $2)")
+            .bind(&root.base_table)
+            .bind(cutoff)
+            .fetch_all(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    Ok(rows
+        .into_iter()
+        .map(|(d, n)| {
+            (
+                Month::containing_naive(d.and_time(chrono::NaiveTime::MIN)),
+                n,
+            )
+        })
+        .collect())
+}
+
 async fn retire_group(
     pool: &PgPool,
+    root: &ManagedTable,
     group: &MonthGroup,
     opts: &RetainOptions,
     progress: &dyn Progress,
 ) -> Result<Vec<RetainLine>, LifecycleError> {
-    let mut manifests = Vec::new();
-    let mut ready = true;
-    for m in &group.members {
-        if opts.no_archive {
-            manifests.push(None);
-            continue;
-        }
-        let (line, ok) =
-            archive::ensure_archived(pool, m, &opts.archive_dir, opts.dry_run, progress).await?;
-        ready &= ok;
-        manifests.push(line.manifest);
-    }
-    let lines = |action: &str, reason: &str| -> Vec<RetainLine> {
-        group
-            .members
-            .iter()
-            .zip(&manifests)
-            .map(|(m, manifest)| RetainLine {
-                table: m.table.base_table.clone(),
-                partition: m.partition.clone(),
-                action: action.into(),
-                reason: reason.into(),
-                manifest: manifest.clone(),
-            })
-            .collect()
-    };
-    if opts.dry_run {
-        let (action, reason) = match (opts.no_archive, ready) {
-            (true, _) => ("would drop", "without archive, as asked"),
-            (false, true) => ("would drop", "empty or archived and verified"),
-            (false, false) => ("would archive and drop", "not archived yet"),
-        };
-        return Ok(lines(action, reason));
-    }
-    let concurrent = can_detach_concurrently(pool, group).await?;
-    let outcome = if concurrent {
-        drop_concurrently(pool, group, opts).await?
-    } else {
-        opts.locks
-            .retry(&format!("retiring {}", group.month), || {
-                drop_in_one_transaction(pool, group, opts)
-            })
-            .await?
-    };
-    Ok(match outcome {
-        Ok(()) => lines(
-            "dropped",
-            if opts.no_archive {
-                "dropped without archive, as asked"
-            } else {
-                "archived and verified (or empty)"
-            },
-        ),
-        Err(reason) => lines("skipped", &reason),
-    })
-}
-
-/// Whether no member's parent has a default partition.
-async fn can_detach_concurrently(
-    pool: &PgPool,
-    group: &MonthGroup,
-) -> Result<bool, LifecycleError> {
-    let mut conn = pool.acquire().await?;
-    for m in &group.members {
-        if registry::default_partition(&mut conn, &m.table.parent_table)
-            .await?
-            .is_some()
-        {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-/// Why `m` may not be dropped, or `None`.
-async fn blocker(conn: &mut PgConnection, m: &Member) -> Result<Option<String>, LifecycleError> {
-    Ok(
-        sqlx::query_scalar("SELECT bisman_drop_blocker(bisman_managed_table($1, true), $2)")
-            .bind(&m.table.base_table)
-            .bind(&m.partition)
-            .fetch_one(conn)
-            .await?,
-    )
-}
-
-async fn first_blocker(
-    conn: &mut PgConnection,
-    group: &MonthGroup,
-) -> Result<Option<String>, LifecycleError> {
-    for m in &group.members {
-        if let Some(reason) = blocker(conn, m).await? {
-            return Ok(Some(format!("{}: {reason}", m.partition)));
-        }
-    }
-    Ok(None)
-}
-
-async fn drop_member(conn: &mut PgConnection, m: &Member) -> Result<(), LifecycleError> {
-    sqlx::query(&format!("DROP TABLE {}", quote(&m.partition)))
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
-        "UPDATE bisman_partition_archives SET dropped_at = now()
-         WHERE base_table = $1 AND partition_name = $2 AND dropped_at IS NULL",
-    )
-    .bind(&m.table.base_table)
-    .bind(&m.partition)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Locks the month's partitions against writes, checks, detaches and drops,
-/// all or nothing. The inner result is `Err(reason)` when the month is kept.
-async fn drop_in_one_transaction(
-    pool: &PgPool,
-    group: &MonthGroup,
-    opts: &RetainOptions,
-) -> Result<Result<(), String>, LifecycleError> {
-    let mut conn = pool.acquire().await?;
-    let mut tx = conn.begin().await?;
-    opts.locks.apply(&mut tx).await?;
-    for m in &group.members {
-        sqlx::query(&format!("LOCK TABLE {} IN SHARE MODE", quote(&m.partition)))
-            .execute(&mut *tx)
-            .await?;
-    }
-    if !opts.no_archive {
-        if let Some(reason) = first_blocker(&mut tx, group).await? {
-            return Ok(Err(reason));
-        }
-    }
-    for m in &group.members {
-        sqlx::query(&format!(
-            "ALTER TABLE {} DETACH PARTITION {}",
-            quote(&m.table.parent_table),
-            quote(&m.partition)
-        ))
-        .execute(&mut *tx)
-        .await?;
-        drop_member(&mut tx, m).await?;
-    }
-    tx.commit().await?;
-    Ok(Ok(()))
-}
-
-/// The path for parents without a default partition: detach without
-/// blocking writers, check the now static table, then drop it (or attach it
-/// back when a row arrived after its archive).
-async fn drop_concurrently(
-    pool: &PgPool,
-    group: &MonthGroup,
-    opts: &RetainOptions,
-) -> Result<Result<(), String>, LifecycleError> {
-    let mut conn = pool.acquire().await?;
-    if !opts.no_archive {
-        if let Some(reason) = first_blocker(&mut conn, group).await? {
-            return Ok(Err(reason));
-        }
-    }
-    for m in &group.members {
-        let parent = quote(&m.table.parent_table);
-        let part = quote(&m.partition);
-        let sql = match registry::attachment(&mut conn, &m.table.parent_table, &m.partition).await?
-        {
-            Some(true) => format!("ALTER TABLE {parent} DETACH PARTITION {part} FINALIZE"),
-            Some(false) => format!("ALTER TABLE {parent} DETACH PARTITION {part} CONCURRENTLY"),
-            None => continue,
-        };
-        sqlx::query(&sql).execute(&mut *conn).await?;
-        let mut tx = conn.begin().await?;
-        sqlx::query(&format!("LOCK TABLE {part} IN ACCESS EXCLUSIVE MODE"))
-            .execute(&mut *tx)
-            .await?;
+    let n = group.members.len();
+    let mut manifests: Vec<Option<PathBuf>> = vec![None; n];
+    let mut again: Vec<Option<String>> = vec![None; n];
+    for round in 1..=ROUNDS {
+        let mut ready = true;
         if !opts.no_archive {
-            if let Some(reason) = blocker(&mut tx, m).await? {
-                sqlx::query("SELECT bisman_attach_month(bisman_managed_table($1, true), $2)")
-                    .bind(&m.table.base_table)
-                    .bind(m.month.first_day())
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                return Ok(Err(format!("{}: {reason}", m.partition)));
+            for (i, m) in group.members.iter().enumerate() {
+                let (archival, _) = archive::ensure_archived(
+                    pool,
+                    m,
+                    &opts.archive_dir,
+                    opts.locks,
+                    opts.dry_run,
+                    progress,
+                )
+                .await?;
+                match archival {
+                    Archival::Made { archived, replaced } => {
+                        manifests[i] = Some(archived.manifest_path.clone());
+                        if let Some(f) = replaced {
+                            again[i] = Some(format!("archived again: its rows changed since {f}"));
+                        } else if round > 1 {
+                            again[i] = Some(
+                                "archived again: rows arrived while it was being retired".into(),
+                            );
+                        }
+                    }
+                    Archival::Wanted { .. } => ready = false,
+                    Archival::Empty | Archival::Current(_) => {}
+                }
             }
         }
-        drop_member(&mut tx, m).await?;
-        tx.commit().await?;
+        if opts.dry_run {
+            let (action, reason) = match (opts.no_archive, ready) {
+                (true, _) => ("would drop", "without archive, as asked"),
+                (false, true) => ("would drop", "empty or archived and verified"),
+                (false, false) => (
+                    "would archive and drop",
+                    "not archived yet, or changed since its archive",
+                ),
+            };
+            return Ok(group
+                .members
+                .iter()
+                .map(|m| RetainLine {
+                    table: m.table.base_table.clone(),
+                    partition: m.partition.clone(),
+                    action: action.into(),
+                    reason: reason.into(),
+                    manifest: None,
+                })
+                .collect());
+        }
+        let mut conn = pool.acquire().await?;
+        steps::reach(&mut conn, steps::RETAIN_ARCHIVED).await?;
+        drop(conn);
+        let rows = retire(pool, root, group.month, opts).await?;
+        let changed = rows
+            .iter()
+            .any(|r| r.outcome == "changed" || r.outcome == "not_archived");
+        if changed && !opts.no_archive && round < ROUNDS {
+            // Written to between its archive and the lock: archive it again.
+            continue;
+        }
+        return Ok(group
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let r = rows.iter().find(|r| r.partition_name == m.partition);
+                let mut reason = r.map(|r| r.reason.clone()).unwrap_or_else(|| {
+                    "no longer attached (retired or restored by another run)".into()
+                });
+                if let Some(a) = &again[i] {
+                    reason = format!("{reason}; {a}");
+                }
+                if changed && !opts.no_archive {
+                    reason.push_str(&format!(
+                        "; it kept changing while being archived ({ROUNDS} rounds): run retain again once writes to it stop"
+                    ));
+                }
+                RetainLine {
+                    table: m.table.base_table.clone(),
+                    partition: m.partition.clone(),
+                    action: r.map(|r| r.action.clone()).unwrap_or_else(|| "skipped".into()),
+                    reason,
+                    manifest: manifests[i].clone(),
+                }
+            })
+            .collect());
     }
-    Ok(Ok(()))
+    unreachable!("the last round returns")
+}
+
+/// Locks, checks and drops the month (`bisman_retire_months`), in one
+/// transaction; the SQL retries its own locks.
+async fn retire(
+    pool: &PgPool,
+    root: &ManagedTable,
+    month: Month,
+    opts: &RetainOptions,
+) -> Result<Vec<Retired>, LifecycleError> {
+    let mut tx = opts.locks.begin(pool).await?;
+    let rows: Vec<Retired> = sqlx::query_as(
+        "SELECT partition_name, action, reason, outcome FROM bisman_retire_months($1, ARRAY[$2::date], $3)",
+    )
+    .bind(&root.base_table)
+    .bind(month.first_day())
+    .bind(opts.no_archive)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows)
 }

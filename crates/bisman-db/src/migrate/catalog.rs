@@ -109,6 +109,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "service",
         steps: &[tx!("015_service.sql")],
     },
+    Migration {
+        version: 16,
+        name: "lifecycle_under_concurrency",
+        steps: &[tx!("016_lifecycle_under_concurrency.sql")],
+    },
 ];
 
 /// The last baseline (pre-P3) migration: what an existing ERP database holds.

@@ -89,7 +89,19 @@ pub enum NormalizeError {
     /// Bad input.
     #[error("{0}")]
     Invalid(String),
+    /// A lock was not granted in time, even after retries.
+    #[error("{0}")]
+    Locked(String),
     /// The database refused something.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+}
+
+impl From<crate::lifecycle::LifecycleError> for NormalizeError {
+    fn from(e: crate::lifecycle::LifecycleError) -> Self {
+        match e {
+            crate::lifecycle::LifecycleError::Database(e) => Self::Database(e),
+            other => Self::Locked(other.to_string()),
+        }
+    }
 }

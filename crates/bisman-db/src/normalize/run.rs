@@ -1,10 +1,10 @@
 //! The batched, resumable backfill and the mirror triggers.
 
 use serde::Serialize;
-use sqlx::{Acquire, PgPool, Row};
+use sqlx::{PgPool, Row};
 
 use super::{Kind, NormalizeError};
-use crate::lifecycle::Progress;
+use crate::lifecycle::{steps, LifecycleError, LockPolicy, Progress};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -13,13 +13,19 @@ pub struct NormalizeOptions {
     pub batch_size: i32,
     /// Start again from the first message instead of the checkpoint.
     pub restart: bool,
+    /// Lock timeout, retries and statement limit of each batch and of the
+    /// trigger's installation. A batch holds its messages' rows (FOR SHARE)
+    /// until it commits: an application update of one of them waits that
+    /// long, so batches are kept small.
+    pub locks: LockPolicy,
 }
 
 impl Default for NormalizeOptions {
     fn default() -> Self {
         Self {
-            batch_size: 5_000,
+            batch_size: 1_000,
             restart: false,
+            locks: LockPolicy::default(),
         }
     }
 }
@@ -46,36 +52,54 @@ pub struct NormalizeReport {
 }
 
 /// Installs the trigger that mirrors JSONB writes into the table.
-#[tracing::instrument(skip(pool))]
-pub async fn mirror(pool: &PgPool, kind: Kind) -> Result<(), NormalizeError> {
-    let mut conn = pool.acquire().await?;
-    let mut tx = conn.begin().await?;
-    // CREATE TRIGGER blocks writers while it waits: do not queue behind a long transaction.
-    sqlx::query("SET LOCAL lock_timeout = '5s'")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(&format!(
-        "CREATE OR REPLACE TRIGGER {t} AFTER INSERT OR UPDATE OF {c} ON thread_messages \
-         FOR EACH ROW EXECUTE FUNCTION {t}()",
-        t = kind.trigger(),
-        c = kind.column()
-    ))
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(())
+#[tracing::instrument(skip(pool, locks))]
+pub async fn mirror(pool: &PgPool, kind: Kind, locks: LockPolicy) -> Result<(), NormalizeError> {
+    // CREATE TRIGGER blocks writers while it waits: a short lock_timeout and
+    // retries instead of queueing every writer behind a long transaction.
+    ddl(
+        pool,
+        locks,
+        &format!("mirroring {kind}"),
+        format!(
+            "CREATE OR REPLACE TRIGGER {t} AFTER INSERT OR UPDATE OF {c} ON thread_messages \
+             FOR EACH ROW EXECUTE FUNCTION {t}()",
+            t = kind.trigger(),
+            c = kind.column()
+        ),
+    )
+    .await
 }
 
 /// Removes the mirror trigger, once the application writes the tables itself.
-#[tracing::instrument(skip(pool))]
-pub async fn unmirror(pool: &PgPool, kind: Kind) -> Result<(), NormalizeError> {
-    sqlx::query(&format!(
-        "DROP TRIGGER IF EXISTS {} ON thread_messages",
-        kind.trigger()
-    ))
-    .execute(pool)
-    .await?;
-    Ok(())
+#[tracing::instrument(skip(pool, locks))]
+pub async fn unmirror(pool: &PgPool, kind: Kind, locks: LockPolicy) -> Result<(), NormalizeError> {
+    // DROP TRIGGER takes an exclusive lock: the same care.
+    ddl(
+        pool,
+        locks,
+        &format!("unmirroring {kind}"),
+        format!(
+            "DROP TRIGGER IF EXISTS {} ON thread_messages",
+            kind.trigger()
+        ),
+    )
+    .await
+}
+
+async fn ddl(
+    pool: &PgPool,
+    locks: LockPolicy,
+    what: &str,
+    sql: String,
+) -> Result<(), NormalizeError> {
+    Ok(locks
+        .retry(what, || async {
+            let mut tx = locks.begin(pool).await?;
+            sqlx::query(&sql).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok::<(), LifecycleError>(())
+        })
+        .await?)
 }
 
 /// Mirrors new writes, then backfills every message after the checkpoint.
@@ -93,8 +117,9 @@ pub async fn normalize(
     }
     // The trigger first: a write from now on is mirrored, anything older is
     // in the table the backfill reads.
-    mirror(pool, kind).await?;
+    mirror(pool, kind, opts.locks).await?;
     let mut conn = pool.acquire().await?;
+    steps::reach(&mut conn, steps::NORMALIZE_MIRRORED).await?;
     if opts.restart {
         sqlx::query("DELETE FROM bisman_normalize_progress WHERE kind = $1")
             .bind(kind.as_str())
@@ -123,12 +148,23 @@ pub async fn normalize(
         &format!("normalizing {kind}"),
         (estimate > 0).then_some(estimate as u64),
     );
+    drop(conn);
     loop {
-        let mut tx = conn.begin().await?;
-        let r = sqlx::query(&format!("SELECT * FROM {}($1, $2)", kind.function()))
-            .bind(&after)
-            .bind(opts.batch_size)
-            .fetch_one(&mut *tx)
+        // The batch holds its messages' rows until it commits (FOR SHARE in
+        // the SQL): waiting for an application's update of one of them is
+        // retried on the lock timeout instead of making that update's
+        // followers queue.
+        let (mut tx, r) = opts
+            .locks
+            .retry(&format!("normalizing a batch of {kind}"), || async {
+                let mut tx = opts.locks.begin(pool).await?;
+                let r = sqlx::query(&format!("SELECT * FROM {}($1, $2)", kind.function()))
+                    .bind(&after)
+                    .bind(opts.batch_size)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                Ok::<_, LifecycleError>((tx, r))
+            })
             .await?;
         let scanned: i64 = r.try_get("messages_scanned")?;
         let last: Option<String> = r.try_get("last_message_id")?;

@@ -1,6 +1,8 @@
 //! Shared fixtures for the database tests.
 #![allow(dead_code)]
 
+pub mod interleave;
+
 use sqlx::PgPool;
 use uuid::Uuid;
 

@@ -126,18 +126,23 @@ async fn run_retention(pool: &PgPool, ctx: &JobContext) -> anyhow::Result<String
             }
         }
         None => {
-            // The SQL path drops only months that are empty or archived and
-            // verified; the rest is reported as skipped with the reason.
+            // The SQL path drops only months that are empty or archived with
+            // exactly their present rows; the rest is reported as skipped
+            // with the reason. Its locks are retried on a short timeout and
+            // its statement has an explicit limit, not the pool's.
             for root in &roots {
                 let keep = ctx.keep_months.unwrap_or(root.past_months);
+                let mut tx = pool.begin().await?;
+                LockPolicy::default().apply(&mut tx).await?;
                 let lines: Vec<(String, String, String)> = sqlx::query_as(
                     "SELECT partition_name, action, reason FROM drop_old_partitions($1, $2)",
                 )
                 .bind(&root.base_table)
                 .bind(keep)
-                .fetch_all(pool)
+                .fetch_all(&mut *tx)
                 .await
                 .with_context(|| format!("drop_old_partitions('{}', {keep})", root.base_table))?;
+                tx.commit().await?;
                 for (partition, action, reason) in lines {
                     if action == "dropped" {
                         dropped += 1;

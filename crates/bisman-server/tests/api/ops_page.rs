@@ -364,3 +364,62 @@ async fn premake_now_refuses_forged_posts_and_works_from_the_page() {
     let r = get(&app, "/ops", Some(&cookie)).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "the session is over");
 }
+
+/// The partitions page shows what the data lifecycle leaves to an operator:
+/// month tables left detached, rows waiting in default partitions (late rows
+/// of a dropped month among them), and months changed since their archive.
+#[tokio::test]
+async fn partitions_page_shows_detached_months_late_rows_and_changed_archives() {
+    let app = App::start().await;
+    let cookie = owner_cookie(&app).await;
+    sqlx::raw_sql(
+        "SELECT count(*) FROM bisman_ensure_partitions('client_usage_events', '2020-03-01', 2);
+         INSERT INTO client_usage_events_partitioned (tenant_id, event_type, occurred_at)
+         SELECT t.id, 'old', '2020-03-05 00:00+00' FROM tenants t WHERE t.slug = 'demo';
+         INSERT INTO client_usage_events_partitioned (tenant_id, event_type, occurred_at)
+         SELECT t.id, 'archived', '2020-04-05 00:00+00' FROM tenants t WHERE t.slug = 'demo';
+         -- March was archived and dropped; a late row arrived after.
+         INSERT INTO bisman_partition_archives
+             (base_table, partition_name, range_start, range_end, row_count, file_name, file_sha256, format,
+              content_checksum, verified_at, dropped_at)
+         SELECT 'client_usage_events', 'client_usage_events_p2020_03', '2020-03-01', '2020-04-01', d.row_count,
+                'march.csv.gz', repeat('a', 64), 'csv+gzip', d.checksum, now(), now()
+         FROM bisman_rows_digest('client_usage_events_partitioned', 'client_usage_events_p2020_03') d;
+         ALTER TABLE client_usage_events_partitioned DETACH PARTITION client_usage_events_p2020_03;
+         DROP TABLE client_usage_events_p2020_03;
+         INSERT INTO client_usage_events_partitioned (tenant_id, event_type, occurred_at)
+         SELECT t.id, 'late', '2020-03-20 00:00+00' FROM tenants t WHERE t.slug = 'demo';
+         -- April was archived, then changed.
+         INSERT INTO bisman_partition_archives
+             (base_table, partition_name, range_start, range_end, row_count, file_name, file_sha256, format,
+              content_checksum, verified_at)
+         SELECT 'client_usage_events', 'client_usage_events_p2020_04', '2020-04-01', '2020-05-01', d.row_count,
+                'april.csv.gz', repeat('b', 64), 'csv+gzip', d.checksum, now()
+         FROM bisman_rows_digest('client_usage_events_partitioned', 'client_usage_events_p2020_04') d;
+         UPDATE client_usage_events_partitioned SET event_type = 'edited' WHERE event_type = 'archived';
+         -- A month table an interrupted operation left behind.
+         CREATE TABLE client_usage_events_p2041_01 (LIKE client_usage_events_partitioned);",
+    )
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let page = get(&app, "/ops/partitions", Some(&cookie)).await.text;
+    assert_eq!(
+        field(&page, "client_usage_events", "detached"),
+        "detached 1"
+    );
+    assert!(
+        field(&page, "client_usage_events", "default-rows").contains("(1 late)"),
+        "{}",
+        field(&page, "client_usage_events", "default-rows")
+    );
+    assert!(
+        page.contains("late rows in the default partition for months already archived and dropped")
+    );
+    assert!(page
+        .contains("<code>client_usage_events_p2041_01</code>: a month table that is not attached"));
+    assert!(page.contains("data-default-month=\"2020-03\""));
+    assert!(page.contains("id=\"changed-since-archive\""));
+    assert!(page.contains("data-partition=\"client_usage_events_p2020_04\""));
+    assert!(page.contains("april.csv.gz"));
+}

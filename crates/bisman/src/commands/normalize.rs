@@ -2,6 +2,7 @@
 //! receipts and reactions moved into tables while the ERP keeps writing.
 
 use anyhow::Context;
+use bisman_db::lifecycle::LockPolicy;
 use bisman_db::normalize::{self, Kind, NormalizeOptions, VerifyReport};
 use sqlx::PgPool;
 
@@ -24,8 +25,8 @@ pub struct Args {
 /// Options of a backfill.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Messages per batch.
-    #[arg(long, default_value_t = 5_000)]
+    /// Messages per batch (each holds its messages' rows until it commits).
+    #[arg(long, default_value_t = 1_000)]
     pub batch_size: i32,
     /// Start from the first message instead of the checkpoint.
     #[arg(long)]
@@ -100,7 +101,7 @@ async fn dispatch(pool: &PgPool, action: Action, json: bool) -> anyhow::Result<(
         }
         Action::Unmirror { kind } => {
             let k: Kind = kind.parse()?;
-            normalize::unmirror(pool, k)
+            normalize::unmirror(pool, k, LockPolicy::default())
                 .await
                 .context("removing the mirror trigger")?;
             println!("{k}: JSONB writes are no longer mirrored into the table");
@@ -119,6 +120,7 @@ async fn backfill(
     let opts = NormalizeOptions {
         batch_size: a.batch_size,
         restart: a.restart,
+        locks: LockPolicy::default(),
     };
     let r = normalize::normalize(pool, kind, &opts, bar)
         .await

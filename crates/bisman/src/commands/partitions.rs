@@ -28,17 +28,32 @@ pub struct Args {
     /// Print JSON instead of a table (for scripts).
     #[arg(long, global = true)]
     pub json: bool,
-    /// How long DDL that blocks writers may wait for its lock, in ms, per attempt.
+    /// How long a lock that blocks the application may be waited for, in ms,
+    /// per attempt (keep it below the server's deadlock_timeout, 1 s by default).
     #[arg(
         long,
         env = "BISMAN_LOCK_TIMEOUT_MS",
-        default_value_t = 5_000,
+        default_value_t = 250,
         global = true
     )]
     pub lock_timeout_ms: u64,
     /// Attempts when the lock is not granted in time.
-    #[arg(long, default_value_t = 5, global = true)]
+    #[arg(
+        long,
+        env = "BISMAN_LOCK_ATTEMPTS",
+        default_value_t = 40,
+        global = true
+    )]
     pub lock_attempts: u32,
+    /// Longest a maintenance statement (an archive's export, a month's
+    /// checksum, a restore's load) may run, in ms; 0: no limit.
+    #[arg(
+        long,
+        env = "BISMAN_MAINTENANCE_STATEMENT_TIMEOUT_MS",
+        default_value_t = 3_600_000,
+        global = true
+    )]
+    pub statement_timeout_ms: u64,
 }
 
 /// Where archives go, for archive and retain.
@@ -54,7 +69,7 @@ pub struct ArchiveDir {
 pub enum Action {
     /// Partitions of every managed table: bounds, rows, sizes, premade months, default rows, archives.
     Status,
-    /// Make the current month and N ahead; move rows waiting in default partitions in batches.
+    /// Make the current month and N ahead, each with its indexes before a short attach; move rows waiting in default partitions into them.
     Premake {
         /// Only these tables (default: all).
         #[arg(long = "table")]
@@ -62,9 +77,6 @@ pub enum Action {
         /// Months ahead (default: each table's premake_months).
         #[arg(long)]
         months: Option<i32>,
-        /// Rows per batch moved out of a default partition.
-        #[arg(long, default_value_t = 50_000)]
-        batch_size: i64,
         /// Show what would happen; change nothing.
         #[arg(long)]
         dry_run: bool,
@@ -148,6 +160,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let locks = LockPolicy {
         timeout_ms: args.lock_timeout_ms,
         attempts: args.lock_attempts,
+        statement_timeout_ms: args.statement_timeout_ms,
     };
     let default_dir = args.db.data_dir.join("archive");
     let result = dispatch(&db.pool, args.action, locks, default_dir, args.json).await;
@@ -173,7 +186,6 @@ async fn dispatch(
         Action::Premake {
             tables,
             months,
-            batch_size,
             dry_run,
         } => {
             let roots = registry::roots(pool, &tables)
@@ -181,7 +193,6 @@ async fn dispatch(
                 .context("choosing tables")?;
             let opts = PremakeOptions {
                 months,
-                batch_size,
                 dry_run,
                 locks,
             };
@@ -200,7 +211,7 @@ async fn dispatch(
                 .await
                 .context("choosing tables")?;
             let dir = dir.archive_dir.unwrap_or(default_dir);
-            let lines = archive::archive(pool, &roots, keep_months, &dir, dry_run, &bar)
+            let lines = archive::archive(pool, &roots, keep_months, &dir, locks, dry_run, &bar)
                 .await
                 .context("archiving partitions")?;
             emit(json, &lines[..], print_archived)
@@ -356,6 +367,38 @@ fn print_status(tables: &[TableStatus]) {
             t.default_rows,
             t.archives.len()
         );
+        for d in &t.default_months {
+            let what = match d.kind.as_str() {
+                "ahead" => "premake moves them into their month",
+                "late" => "late rows of a dropped month: the next retain archives them",
+                _ => "a past month without a partition: retain archives them once it is past the cut-off",
+            };
+            println!(
+                "  WARNING: {} rows of {} wait in the default partition ({what})",
+                d.rows,
+                d.month.format("%Y-%m")
+            );
+        }
+        for d in &t.detached_months {
+            println!(
+                "  WARNING: {} is a month table that is not attached{} ({} rows est.): premake attaches it",
+                d.name,
+                if d.detach_pending {
+                    " (detach pending)"
+                } else {
+                    ""
+                },
+                d.row_estimate
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "?".into())
+            );
+        }
+        for c in &t.changed_since_archive {
+            println!(
+                "  {} changed since its archive {} ({} rows then, {} now): {}",
+                c.partition, c.archive, c.archived_rows, c.rows_now, c.note
+            );
+        }
         println!(
             "  {:<36} {:<11} {:<11} {:>12} {:>9}",
             "partition", "from", "to", "rows (est.)", "size"
@@ -415,13 +458,17 @@ fn print_premade(lines: &[PremadeMonth]) {
 fn print_archived(lines: &[ArchiveLine]) {
     for l in lines {
         println!(
-            "{:<18} {:<36} {:>10} rows{}",
+            "{:<18} {:<36} {:>10} rows{}{}",
             l.action,
             l.partition,
             l.rows,
             l.manifest
                 .as_ref()
                 .map(|m| format!("  {}", m.display()))
+                .unwrap_or_default(),
+            l.reason
+                .as_ref()
+                .map(|r| format!("  ({r})"))
                 .unwrap_or_default()
         );
     }

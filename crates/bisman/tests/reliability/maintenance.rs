@@ -1,13 +1,15 @@
 //! An instance SIGKILLed in the middle of a maintenance job, under load.
 //!
 //! Sixty thousand usage events of a month two ahead wait in the default
-//! partition (their month was never made), so premake moves them out in
-//! committed batches into a new month table, then attaches it. The test
-//! holds a lock that stops the first batch, so the instance is killed with
-//! the month table made but empty and detached: half-made. Then: the job's
-//! advisory lock is gone with the dead instance, the other instance runs
-//! the job at once (not an interval later), the month ends attached with
-//! every row, nothing is left detached, and the load saw no failure.
+//! partition (their month was never made), so premake copies them into a
+//! new month table with its indexes, then, under a short lock, deletes them
+//! from the default partition and attaches the month, all in one
+//! transaction. The test holds a lock that stops that delete, so the
+//! instance is killed in the middle of making the month: nothing of it is
+//! visible, and every row is still in the default partition. Then: the
+//! job's advisory lock is gone with the dead instance, the other instance
+//! runs the job at once (not an interval later), the month ends attached
+//! with every row, nothing is left detached, and the load saw no failure.
 
 use std::time::Instant;
 
@@ -63,7 +65,7 @@ async fn instance_killed_during_a_maintenance_job() {
     .await
     .unwrap();
 
-    // The first batch will wait on this lock.
+    // Moving the rows out of the default partition will wait on this lock.
     let mut blocker = PgConnection::connect(&db.url).await.unwrap();
     sqlx::raw_sql(&format!("BEGIN; LOCK TABLE {default} IN SHARE MODE"))
         .execute(&mut blocker)
@@ -86,20 +88,25 @@ async fn instance_killed_during_a_maintenance_job() {
     let mut first = Cluster::start(1, &env, &logs.join("first"));
     wait_for(
         pool,
-        "blocked in the first batch",
-        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'
-                        AND query LIKE '%moved AS (DELETE FROM%')",
-    )
-    .await;
-    let half_made: bool = scalar(
-        pool,
+        "premake waiting to move the rows",
         &format!(
-            "SELECT to_regclass('{part}') IS NOT NULL AND NOT EXISTS
-                (SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass('{part}'))"
+            "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                            WHERE NOT l.granted AND l.relation = '{default}'::regclass
+                              AND a.application_name = 'bisman' AND a.query LIKE '%bisman_premake_month%')"
         ),
     )
     .await;
-    assert!(half_made, "the month table exists, detached");
+    let invisible: bool = scalar(pool, &format!("SELECT to_regclass('{part}') IS NULL")).await;
+    assert!(invisible, "nothing of the month being made is visible yet");
+    let waiting: i64 = scalar(
+        pool,
+        &format!("SELECT count(*) FROM {default} WHERE event_type = 'kill-test'"),
+    )
+    .await;
+    assert_eq!(
+        waiting, ROWS,
+        "every row is still where the application sees it"
+    );
 
     let second = Cluster::start(1, &env, &logs.join("second"));
     let mut targets = first.targets();

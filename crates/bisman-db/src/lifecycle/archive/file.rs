@@ -62,6 +62,11 @@ pub struct Manifest {
     pub sha256: String,
     /// Its size in bytes.
     pub bytes: u64,
+    /// `bisman_rows_digest` of the rows it holds (manifest version 2): the
+    /// checksum a month must still have, under the drop's lock, to be
+    /// dropped on this archive; checked again when it is restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_checksum: Option<String>,
     /// The columns, in file order.
     pub columns: Vec<Column>,
     /// When it was written.
@@ -105,23 +110,44 @@ impl Manifest {
         Ok((manifest, path))
     }
 
-    /// Writes the manifest to `path` (via a temporary file and a rename).
+    /// Writes the manifest to `path` (via a temporary file, a rename and a
+    /// sync of the folder, so that a crash leaves either no manifest or the
+    /// whole one). Nothing is left behind when it fails.
     pub fn write(&self, path: &Path) -> Result<(), LifecycleError> {
         let tmp = path.with_extension("json.partial");
         let text = serde_json::to_vec_pretty(self).map_err(|source| LifecycleError::Manifest {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut f = File::create(&tmp).map_err(LifecycleError::io(&tmp))?;
-        f.write_all(&text).map_err(LifecycleError::io(&tmp))?;
-        f.sync_all().map_err(LifecycleError::io(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(LifecycleError::io(path))
+        let written = (|| {
+            let mut f = File::create(&tmp).map_err(LifecycleError::io(&tmp))?;
+            f.write_all(&text).map_err(LifecycleError::io(&tmp))?;
+            f.sync_all().map_err(LifecycleError::io(&tmp))?;
+            std::fs::rename(&tmp, path).map_err(LifecycleError::io(path))?;
+            sync_dir(path)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
     }
 
     /// The data file's path, beside the manifest at `manifest_path`.
     pub fn data_path(&self, manifest_path: &Path) -> PathBuf {
         manifest_path.with_file_name(&self.data_file)
     }
+}
+
+/// Syncs the folder holding `path`, so that a rename into it survives a
+/// crash (a file's own fsync does not cover its directory entry).
+pub(crate) fn sync_dir(path: &Path) -> Result<(), LifecycleError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(LifecycleError::io(dir))
 }
 
 fn bad(path: &Path, reason: impl Into<String>) -> LifecycleError {
@@ -292,15 +318,21 @@ impl Writer {
             .map_err(LifecycleError::io(&self.tmp))
     }
 
-    /// Flushes, syncs, renames into place; returns (sha256, bytes).
+    /// Flushes, syncs, renames into place and syncs the folder; returns
+    /// (sha256, bytes). When any of it fails the partial file is removed.
     pub(crate) fn finish(self) -> Result<(String, u64), LifecycleError> {
-        let inner = self.gz.finish().map_err(LifecycleError::io(&self.tmp))?;
-        inner
-            .inner
-            .sync_all()
-            .map_err(LifecycleError::io(&self.tmp))?;
-        std::fs::rename(&self.tmp, &self.path).map_err(LifecycleError::io(&self.path))?;
-        Ok((hex::encode(inner.hasher.finalize()), inner.bytes))
+        let (path, tmp) = (self.path, self.tmp);
+        let done = (|| {
+            let inner = self.gz.finish().map_err(LifecycleError::io(&tmp))?;
+            inner.inner.sync_all().map_err(LifecycleError::io(&tmp))?;
+            std::fs::rename(&tmp, &path).map_err(LifecycleError::io(&path))?;
+            sync_dir(&path)?;
+            Ok((hex::encode(inner.hasher.finalize()), inner.bytes))
+        })();
+        if done.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        done
     }
 
     /// Removes the partial file after a failure.
@@ -350,6 +382,35 @@ mod tests {
         // Split anywhere, same answer.
         assert_eq!(count(&[b"id,t\n1,\"a\n", b"b\"\n2,c"]), 3);
         assert_eq!(count(&[b""]), 0);
+    }
+
+    #[test]
+    fn a_failed_finish_leaves_no_partial_file() {
+        let dir = std::env::temp_dir().join(format!("bisman-partial-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // The destination is a folder: the rename fails.
+        let target = dir.join("m-1.csv.gz");
+        std::fs::create_dir_all(target.join("occupied")).unwrap();
+        let mut w = Writer::create(&target).unwrap();
+        w.write(b"id\n1\n").unwrap();
+        assert!(w.finish().is_err());
+        assert!(
+            !dir.join("m-1.csv.gz.partial").exists(),
+            "the partial file is removed"
+        );
+        let manifest = dir.join("m-2.manifest.json");
+        std::fs::create_dir_all(manifest.join("occupied")).unwrap();
+        let m: Manifest = serde_json::from_value(serde_json::json!({
+            "format": FORMAT, "version": 2, "encoding": ENCODING, "table": "t", "parent_table": "t",
+            "partition": "t_p2020_01", "partition_column": "c", "range_start": "2020-01-01T00:00:00",
+            "range_end": "2020-02-01T00:00:00", "row_count": 1, "data_file": "m-1.csv.gz",
+            "sha256": "00", "bytes": 1, "columns": [], "created_at": "2020-01-01T00:00:00Z",
+            "server_version": "15", "load_with": ""
+        }))
+        .unwrap();
+        assert!(m.write(&manifest).is_err());
+        assert!(!dir.join("m-2.manifest.json.partial").exists());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

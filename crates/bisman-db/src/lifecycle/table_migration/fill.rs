@@ -9,7 +9,7 @@ use sqlx::{Acquire, PgConnection, PgPool};
 use super::shape::Shape;
 use super::MigrateOptions;
 use crate::lifecycle::ident::{quote, quote_list};
-use crate::lifecycle::{LifecycleError, Progress};
+use crate::lifecycle::{steps, LifecycleError, Progress};
 
 /// What a fill did.
 pub(super) struct Filled {
@@ -50,6 +50,7 @@ pub(super) async fn fill(
     loop {
         let started = Instant::now();
         let mut tx = conn.begin().await?;
+        opts.locks.apply(&mut tx).await?;
         let (n, next) = cursor.batch(&mut tx, &sql, opts.batch_size).await?;
         if let Some(next) = &next {
             sqlx::query(
@@ -69,6 +70,9 @@ pub(super) async fn fill(
             .bind(&shape.base)
             .execute(&mut *tx)
             .await?;
+        }
+        if next.is_some() {
+            steps::reach(&mut tx, steps::MIGRATE_BATCH).await?;
         }
         tx.commit().await?;
         filled.longest_batch_ms = filled

@@ -33,7 +33,14 @@ use sqlx::PgPool;
 
 use self::shape::Shape;
 pub use self::swap::SwapReport;
-use super::{LifecycleError, LockPolicy, Progress};
+use super::{steps, LifecycleError, LockPolicy, Progress};
+
+/// Marks a step between transactions.
+async fn step(pool: &PgPool, name: &str) -> Result<(), LifecycleError> {
+    let mut conn = pool.acquire().await?;
+    steps::reach(&mut conn, name).await?;
+    Ok(())
+}
 
 /// What `migrate` should do.
 #[derive(Debug, Clone)]
@@ -123,16 +130,20 @@ pub async fn migrate(
             shape.last_key.as_deref().unwrap_or("none")
         )),
     }
+    step(pool, steps::MIGRATE_PREPARED).await?;
     let started = Instant::now();
     let filled = fill::fill(pool, &shape, opts, progress).await?;
     report.rows_copied = filled.rows;
     report.longest_batch_ms = filled.longest_batch_ms;
     report.fill_seconds = started.elapsed().as_secs_f64();
-    report.changes_replayed = sync::catch_up(pool, &shape, opts.batch_size, progress).await?;
-    report.verified_rows = sync::verify_snapshot(pool, &shape).await?;
+    report.changes_replayed =
+        sync::catch_up(pool, &shape, opts.batch_size, opts.locks, progress).await?;
+    step(pool, steps::MIGRATE_CAUGHT_UP).await?;
+    report.verified_rows = sync::verify_snapshot(pool, &shape, opts.locks).await?;
+    step(pool, steps::MIGRATE_VERIFIED).await?;
     report.state = "filled".into();
     if opts.swap {
-        sync::vacuum_analyze(pool, sync::target(&shape)).await?;
+        sync::vacuum_analyze(pool, sync::target(&shape), opts.locks).await?;
         report.swap = Some(swap::swap(pool, &shape, opts.locks).await?);
         report.state = "swapped".into();
     }
@@ -155,7 +166,7 @@ pub async fn unswap(
             shape.state.as_deref().unwrap_or("never migrated")
         )));
     }
-    sync::catch_up(pool, &shape, 20_000, progress).await?;
+    sync::catch_up(pool, &shape, 20_000, locks, progress).await?;
     swap::unswap(pool, &shape, locks).await
 }
 

@@ -90,8 +90,22 @@ impl Shape {
     ) -> Result<(), LifecycleError> {
         let mut conn = pool.acquire().await?;
         self.check(&mut conn).await?;
-        self.make_partitions(&mut conn).await?;
-        copy_outgoing_foreign_keys(&mut conn, &self.base, &self.twin).await?;
+        {
+            // The months are made by the premake SQL, which retries its own locks.
+            let mut tx = conn.begin().await?;
+            locks.apply(&mut tx).await?;
+            self.make_partitions(&mut tx).await?;
+            tx.commit().await?;
+        }
+        locks
+            .retry(&format!("adding foreign keys to {}", self.twin), || async {
+                let mut tx = pool.begin().await?;
+                locks.apply(&mut tx).await?;
+                copy_outgoing_foreign_keys(&mut tx, &self.base, &self.twin).await?;
+                tx.commit().await?;
+                Ok(())
+            })
+            .await?;
         drop(conn);
         locks
             .retry(&format!("installing the change log on {}", self.base), || async {

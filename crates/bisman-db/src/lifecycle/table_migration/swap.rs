@@ -19,7 +19,7 @@ use sqlx::{Acquire, PgConnection, PgPool, Row};
 use super::shape::{drop_log_triggers, install_log_triggers, Shape};
 use super::sync;
 use crate::lifecycle::ident::{quote, quote_list};
-use crate::lifecycle::{LifecycleError, LockPolicy};
+use crate::lifecycle::{steps, LifecycleError, LockPolicy};
 
 /// What a swap (or unswap) did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -356,9 +356,6 @@ async fn lock_both(
     locks: LockPolicy,
 ) -> Result<Instant, LifecycleError> {
     locks.apply(conn).await?;
-    sqlx::query("SET LOCAL statement_timeout = 0")
-        .execute(&mut *conn)
-        .await?;
     for t in [a, b] {
         sqlx::query(&format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", quote(t)))
             .execute(&mut *conn)
@@ -381,6 +378,7 @@ pub(super) async fn swap(
             let asked = Instant::now();
             let locked = lock_both(&mut tx, &shape.base, &shape.twin, locks).await?;
             report.lock_wait_ms = (locked - asked).as_secs_f64() * 1e3;
+            steps::reach(&mut tx, steps::SWAP_LOCKED).await?;
             (report.rows, report.changes_replayed_under_lock) =
                 sync::verify_locked(&mut tx, shape).await?;
             let detached = detach_dependents(&mut tx, &shape.base, &shape.twin).await?;
@@ -428,6 +426,7 @@ pub(super) async fn unswap(
             let asked = Instant::now();
             let locked = lock_both(&mut tx, &shape.base, &shape.retired, locks).await?;
             report.lock_wait_ms = (locked - asked).as_secs_f64() * 1e3;
+            steps::reach(&mut tx, steps::UNSWAP_LOCKED).await?;
             (report.rows, report.changes_replayed_under_lock) = sync::verify_locked(&mut tx, shape).await?;
             let renames: Vec<IndexRename> = {
                 let details: serde_json::Value = sqlx::query_scalar(

@@ -12,7 +12,7 @@ use sqlx::{Acquire, PgConnection, PgPool};
 
 use super::shape::Shape;
 use crate::lifecycle::ident::{quote, quote_list};
-use crate::lifecycle::{LifecycleError, Progress};
+use crate::lifecycle::{LifecycleError, LockPolicy, Progress};
 
 /// The table that follows the live one: the twin before the swap, the
 /// retired flat table after it.
@@ -29,6 +29,7 @@ pub(super) async fn catch_up(
     pool: &PgPool,
     shape: &Shape,
     batch: i64,
+    locks: LockPolicy,
     progress: &dyn Progress,
 ) -> Result<i64, LifecycleError> {
     let mut conn = pool.acquire().await?;
@@ -41,6 +42,7 @@ pub(super) async fn catch_up(
     let mut total = 0;
     loop {
         let mut tx = conn.begin().await?;
+        locks.apply(&mut tx).await?;
         let n = replay(&mut tx, shape, batch).await?;
         tx.commit().await?;
         total += n;
@@ -129,13 +131,20 @@ async fn digest(
 /// Compares both tables on one snapshot, leaving out keys whose changes are
 /// not replayed yet, then forgets the dirty keys that comparison covered.
 /// Returns the rows compared.
-pub(super) async fn verify_snapshot(pool: &PgPool, shape: &Shape) -> Result<i64, LifecycleError> {
+pub(super) async fn verify_snapshot(
+    pool: &PgPool,
+    shape: &Shape,
+    locks: LockPolicy,
+) -> Result<i64, LifecycleError> {
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         .execute(&mut *tx)
         .await?;
-    sqlx::query("SET LOCAL statement_timeout = 0")
+    // Reading both tables whole: the maintenance statement limit, and no
+    // lock it waits for blocks the application.
+    locks.apply(&mut tx).await?;
+    sqlx::query("SET LOCAL lock_timeout = 0")
         .execute(&mut *tx)
         .await?;
     let filter = format!(
@@ -230,17 +239,21 @@ fn mismatch(
 
 /// `VACUUM (ANALYZE)` of the copy before it goes live: the planner gets
 /// statistics for it, and the visibility map makes the swap's count cheap.
-pub(super) async fn vacuum_analyze(pool: &PgPool, table: &str) -> Result<(), LifecycleError> {
+pub(super) async fn vacuum_analyze(
+    pool: &PgPool,
+    table: &str,
+    locks: LockPolicy,
+) -> Result<(), LifecycleError> {
     let mut conn = pool.acquire().await?;
-    sqlx::query("SET statement_timeout = 0")
+    // VACUUM cannot run in a transaction: its limits are set for the session.
+    locks.apply_session(&mut conn).await?;
+    sqlx::query("SET lock_timeout = 0")
         .execute(&mut *conn)
         .await?;
     let done = sqlx::query(&format!("VACUUM (ANALYZE) {}", quote(table)))
         .execute(&mut *conn)
         .await;
-    sqlx::query("RESET statement_timeout")
-        .execute(&mut *conn)
-        .await?;
+    LockPolicy::reset(&mut conn).await?;
     done?;
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! `GET /ops/partitions`: every managed table rolled up (months, months
 //! premade against the configured number, size, rows waiting in the default
-//! partition, archived months), each table's partitions on demand, and
+//! partition by month — late rows of dropped months among them — month
+//! tables left detached, archived months and months changed since their
+//! archive), each table's partitions on demand, and
 //! `POST /ops/partitions/premake`, the "premake now" button.
 
 use std::time::Duration;
@@ -34,20 +36,26 @@ pub struct TableWarning {
     pub premade: Option<(usize, i32)>,
     /// Rows in its default partition.
     pub default_rows: i64,
+    /// Of those, rows of months already dropped.
+    pub late_rows: i64,
+    /// Month tables that are not attached.
+    pub detached: Vec<String>,
 }
 
-/// Tables with fewer months premade than configured, or rows in their
-/// default partition.
+/// Tables with fewer months premade than configured, rows in their default
+/// partition, or month tables left detached.
 pub fn warnings(tables: &[TableStatus]) -> Vec<TableWarning> {
     tables
         .iter()
         .filter_map(|t| {
             let configured = t.table.premake_months;
             let short = premade_short(t);
-            (short || t.default_rows > 0).then(|| TableWarning {
+            (short || t.default_rows > 0 || !t.detached_months.is_empty()).then(|| TableWarning {
                 table: t.table.base_table.clone(),
                 premade: short.then_some((t.premade_months, configured)),
                 default_rows: t.default_rows,
+                late_rows: t.late_rows,
+                detached: t.detached_months.iter().map(|d| d.name.clone()).collect(),
             })
         })
         .collect()
@@ -83,6 +91,7 @@ pub async fn page(
     warning_list(&mut body, &warnings(&tables));
     premake_card(&mut body, &viewer);
     summary_table(&mut body, &tables);
+    changed_archives(&mut body, &tables);
     for t in &tables {
         partition_details(&mut body, t);
     }
@@ -148,18 +157,68 @@ fn warning_list(out: &mut Markup, warnings: &[TableWarning]) {
                 " configured. Premake now, or check the premake job's log.</li>"
             );
         }
-        if w.default_rows > 0 {
+        if w.default_rows > w.late_rows {
             h!(
                 out,
                 "<li><code>",
                 text(&w.table),
                 "</code>: ",
-                Num(w.default_rows),
-                " rows in the default partition (written for months that had no partition). Premake moves them into their months.</li>"
+                Num(w.default_rows - w.late_rows),
+                " rows in the default partition (written for months that had no partition). Premake moves the coming months' rows into them; retention archives past months'.</li>"
+            );
+        }
+        if w.late_rows > 0 {
+            h!(
+                out,
+                "<li><code>",
+                text(&w.table),
+                "</code>: ",
+                Num(w.late_rows),
+                " late rows in the default partition for months already archived and dropped. The next retention makes those months again, archives and drops them.</li>"
+            );
+        }
+        for d in &w.detached {
+            h!(
+                out,
+                "<li><code>",
+                text(d),
+                "</code>: a month table that is not attached (an interrupted operation left it): its rows are invisible. Premake attaches it.</li>"
             );
         }
     }
     out.push("</ul></section>");
+}
+
+/// Months whose rows differ from their newest archive: not a fault (retain
+/// archives them again before dropping them), but worth knowing.
+fn changed_archives(out: &mut Markup, tables: &[TableStatus]) {
+    let changed: Vec<_> = tables
+        .iter()
+        .flat_map(|t| t.changed_since_archive.iter())
+        .collect();
+    if changed.is_empty() {
+        return;
+    }
+    out.push("<section class=\"card\" id=\"changed-since-archive\"><h2>Changed since their archive</h2><div class=\"scroll\"><table><thead><tr><th>Partition</th><th>Archive</th><th class=\"num\">Rows then</th><th class=\"num\">Rows now</th><th>What happens</th></tr></thead><tbody>");
+    for c in changed {
+        h!(
+            out,
+            "<tr data-partition=\"",
+            text(&c.partition),
+            "\"><td><code>",
+            text(&c.partition),
+            "</code></td><td><code>",
+            text(&c.archive),
+            "</code></td><td class=\"num\">",
+            Num(c.archived_rows),
+            "</td><td class=\"num\">",
+            Num(c.rows_now),
+            "</td><td>",
+            text(&c.note),
+            "</td></tr>"
+        );
+    }
+    out.push("</tbody></table></div></section>");
 }
 
 fn premake_card(out: &mut Markup, viewer: &Viewer) {
@@ -173,7 +232,7 @@ fn premake_card(out: &mut Markup, viewer: &Viewer) {
 }
 
 fn summary_table(out: &mut Markup, tables: &[TableStatus]) {
-    out.push("<section class=\"card\"><h2>Managed tables</h2><div class=\"scroll\"><table class=\"partitions\"><thead><tr><th>Table</th><th class=\"num\">Months</th><th class=\"num\">Premade</th><th>Range</th><th class=\"num\">Rows (est.)</th><th class=\"num\">Size</th><th class=\"num\">In default</th><th class=\"num\">Archived</th></tr></thead><tbody>");
+    out.push("<section class=\"card\"><h2>Managed tables</h2><div class=\"scroll\"><table class=\"partitions\"><thead><tr><th>Table</th><th class=\"num\">Months</th><th class=\"num\">Premade</th><th>Range</th><th class=\"num\">Rows (est.)</th><th class=\"num\">Size</th><th class=\"num\">In default</th><th class=\"num\">Detached</th><th class=\"num\">Archived</th></tr></thead><tbody>");
     for t in tables {
         let months: Vec<&PartitionStatus> = t.partitions.iter().filter(|p| !p.is_default).collect();
         let rows: Option<i64> = t
@@ -245,10 +304,23 @@ fn summary_table(out: &mut Markup, tables: &[TableStatus]) {
         if t.default_rows > 0 {
             h!(out, badge(Tone::Warn, "rows"), " ");
         }
+        h!(out, Num(t.default_rows));
+        if t.late_rows > 0 {
+            h!(
+                out,
+                " <span class=\"muted small\">(",
+                Num(t.late_rows),
+                " late)</span>"
+            );
+        }
+        h!(out, "</td><td class=\"num\" data-field=\"detached\">");
+        if !t.detached_months.is_empty() {
+            h!(out, badge(Tone::Warn, "detached"), " ");
+        }
         h!(
             out,
-            Num(t.default_rows),
-            "</td><td class=\"num\">",
+            t.detached_months.len(),
+            "</td><td class=\"num\" data-field=\"archived\">",
             t.archives.len(),
         );
         if dropped > 0 {
@@ -261,7 +333,7 @@ fn summary_table(out: &mut Markup, tables: &[TableStatus]) {
         }
         out.push("</td></tr>");
     }
-    out.push("</tbody></table></div><p class=\"muted small\">Months: monthly partitions attached now. Premade: months after the current one, against the configured number. Rows are the planner's estimates (blank before the first ANALYZE).</p></section>");
+    out.push("</tbody></table></div><p class=\"muted small\">Months: monthly partitions attached now. Premade: months after the current one, against the configured number. In default: rows waiting in the default partition (late: for months already dropped). Detached: month tables not attached. Rows are the planner's estimates (blank before the first ANALYZE).</p></section>");
 }
 
 fn partition_details(out: &mut Markup, t: &TableStatus) {
@@ -298,6 +370,28 @@ fn partition_details(out: &mut Markup, t: &TableStatus) {
         );
     }
     out.push("</tbody></table></div>");
+    if !t.default_months.is_empty() {
+        out.push("<h3>Rows in the default partition</h3><div class=\"scroll\"><table><thead><tr><th>Month</th><th class=\"num\">Rows</th><th>What happens to them</th></tr></thead><tbody>");
+        for d in &t.default_months {
+            h!(
+                out,
+                "<tr data-default-month=\"",
+                MonthName(d.month),
+                "\"><td>",
+                MonthName(d.month),
+                "</td><td class=\"num\">",
+                Num(d.rows),
+                "</td><td>",
+                match d.kind.as_str() {
+                    "ahead" => "premake moves them into their month",
+                    "late" => "late rows of a dropped month: the next retention archives them",
+                    _ => "a past month without a partition: retention archives them once it is past the cut-off",
+                },
+                "</td></tr>"
+            );
+        }
+        out.push("</tbody></table></div>");
+    }
     if !t.archives.is_empty() {
         out.push("<h3>Archives</h3><div class=\"scroll\"><table><thead><tr><th>Partition</th><th class=\"num\">Rows</th><th>Archived</th><th>Verified</th><th>Dropped</th></tr></thead><tbody>");
         for a in &t.archives {
