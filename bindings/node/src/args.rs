@@ -40,19 +40,53 @@ fn kind(v: &Unknown<'_>) -> Result<ValueType, Failure> {
         .map_err(|e| Failure::invalid(format!("unreadable argument: {e}")))
 }
 
-/// A string argument of at most [`MAX_STRING`] bytes.
-pub fn string(v: &Unknown<'_>, name: &str) -> Result<String, Failure> {
-    let t = kind(v)?;
-    if t != ValueType::String {
-        return Err(Failure::invalid(format!(
-            "`{name}` must be a string, got {}",
-            type_name(t)
-        )));
-    }
+/// Room for the strings the cache takes (keys are at most 63 bytes, tokens
+/// and hashes 64) on the stack, so that reading one is one Node-API call.
+const SHORT: usize = 128;
+
+/// The "wrong type" failure for `v`.
+fn wrong_type(v: &Unknown<'_>, name: &str, expected: &str) -> Failure {
+    let got = kind(v).map(type_name).unwrap_or("an unreadable value");
+    Failure::invalid(format!("`{name}` must be {expected}, got {got}"))
+}
+
+/// Calls `f` with a string argument of at most [`MAX_STRING`] bytes, read
+/// onto the stack when it is short (no allocation: the hot path's user
+/// types, keys and tokens all are).
+pub fn with_str<T>(
+    v: &Unknown<'_>,
+    name: &str,
+    f: impl FnOnce(&str) -> Result<T, Failure>,
+) -> Result<T, Failure> {
     let raw = v.value();
+    let mut short = [0u8; SHORT];
+    let mut written = 0usize;
+    // SAFETY: `raw` is a value of the current call and `short` has room for
+    // SHORT bytes (Node-API writes at most SHORT - 1 and a NUL).
+    let status = unsafe {
+        sys::napi_get_value_string_utf8(
+            raw.env,
+            raw.value,
+            short.as_mut_ptr().cast(),
+            SHORT,
+            &mut written,
+        )
+    };
+    if status == sys::Status::napi_string_expected {
+        return Err(wrong_type(v, name, "a string"));
+    }
+    if status != sys::Status::napi_ok {
+        return Err(Failure::invalid(format!("`{name}` cannot be read")));
+    }
+    // Node-API never splits a character: with room for a whole one (4
+    // bytes) left over, the string was not cut short.
+    if written + 4 < SHORT {
+        let s = std::str::from_utf8(&short[..written])
+            .map_err(|_| Failure::invalid(format!("`{name}` cannot be read as UTF-8")))?;
+        return f(s);
+    }
     let mut len = 0usize;
-    // SAFETY: `raw` is a live string value of the current call; asking its
-    // length (null buffer) copies nothing.
+    // SAFETY: as above; a null buffer asks for the length only.
     let status = unsafe {
         sys::napi_get_value_string_utf8(raw.env, raw.value, std::ptr::null_mut(), 0, &mut len)
     };
@@ -64,25 +98,27 @@ pub fn string(v: &Unknown<'_>, name: &str) -> Result<String, Failure> {
             "`{name}` is {len} bytes long; at most {MAX_STRING} are accepted"
         )));
     }
-    // SAFETY: checked to be a string above.
-    unsafe { String::from_napi_value(raw.env, raw.value) }
-        .map_err(|e| Failure::invalid(format!("`{name}` cannot be read: {e}")))
+    // SAFETY: known to be a string.
+    let s = unsafe { String::from_napi_value(raw.env, raw.value) }
+        .map_err(|e| Failure::invalid(format!("`{name}` cannot be read: {e}")))?;
+    f(&s)
+}
+
+/// A string argument of at most [`MAX_STRING`] bytes.
+pub fn string(v: &Unknown<'_>, name: &str) -> Result<String, Failure> {
+    with_str(v, name, |s| Ok(s.to_string()))
 }
 
 /// A database id: an integer from 1 to 2³¹−1 (`users.id`, `super_admins.id`,
 /// `roles.id` are `SERIAL`).
 pub fn id(v: &Unknown<'_>, name: &str) -> Result<i32, Failure> {
-    let t = kind(v)?;
-    if t != ValueType::Number {
-        return Err(Failure::invalid(format!(
-            "`{name}` must be a number (an integer id), got {}",
-            type_name(t)
-        )));
-    }
     let raw = v.value();
-    // SAFETY: checked to be a number above.
-    let n = unsafe { f64::from_napi_value(raw.env, raw.value) }
-        .map_err(|e| Failure::invalid(format!("`{name}` cannot be read: {e}")))?;
+    let mut n = 0f64;
+    // SAFETY: `raw` is a value of the current call.
+    let status = unsafe { sys::napi_get_value_double(raw.env, raw.value, &mut n) };
+    if status != sys::Status::napi_ok {
+        return Err(wrong_type(v, name, "a number (an integer id)"));
+    }
     id_from_f64(n, name)
 }
 
@@ -101,27 +137,29 @@ pub fn id_from_f64(n: f64, name: &str) -> Result<i32, Failure> {
 /// One of the ERP's user types (`users.user_type`): `SUPER_ADMIN`, `ADMIN`,
 /// `MANAGER` or `STAFF`. What the caller claims; the database decides.
 pub fn user_type(v: &Unknown<'_>, name: &str) -> Result<UserType, Failure> {
-    let s = string(v, name)?;
-    s.parse().map_err(|_| {
-        Failure::invalid(format!(
-            "`{name}` must be SUPER_ADMIN, ADMIN, MANAGER or STAFF, got {:?}",
-            clip(&s)
-        ))
+    with_str(v, name, |s| {
+        s.parse().map_err(|_| {
+            Failure::invalid(format!(
+                "`{name}` must be SUPER_ADMIN, ADMIN, MANAGER or STAFF, got {:?}",
+                clip(s)
+            ))
+        })
     })
 }
 
 /// A module or page key: the schema's rule (`modules.key`, `pages.key`:
 /// `^[a-z][a-z0-9_]{0,62}$`), which `bisman serve` applies to its checks too.
 pub fn key(v: &Unknown<'_>, name: &str) -> Result<String, Failure> {
-    let s = string(v, name)?;
-    if is_key(&s) {
-        Ok(s)
-    } else {
-        Err(Failure::invalid(format!(
-            "`{name}` must be a key like `payments` (a lowercase letter, then lowercase letters, digits or _; at most 63), got {:?}",
-            clip(&s)
-        )))
-    }
+    with_str(v, name, |s| {
+        if is_key(s) {
+            Ok(s.to_string())
+        } else {
+            Err(Failure::invalid(format!(
+                "`{name}` must be a key like `payments` (a lowercase letter, then lowercase letters, digits or _; at most 63), got {:?}",
+                clip(s)
+            )))
+        }
+    })
 }
 
 /// Whether `s` is a module or page key.
@@ -134,12 +172,13 @@ pub fn is_key(s: &str) -> bool {
 
 /// An action on a page: `view`, `create`, `edit`, `delete` or `approve`.
 pub fn action(v: &Unknown<'_>, name: &str) -> Result<Action, Failure> {
-    let s = string(v, name)?;
-    Action::parse(&s).ok_or_else(|| {
-        Failure::invalid(format!(
-            "`{name}` must be view, create, edit, delete or approve, got {:?}",
-            clip(&s)
-        ))
+    with_str(v, name, |s| {
+        Action::parse(s).ok_or_else(|| {
+            Failure::invalid(format!(
+                "`{name}` must be view, create, edit, delete or approve, got {:?}",
+                clip(s)
+            ))
+        })
     })
 }
 
@@ -147,8 +186,7 @@ pub fn action(v: &Unknown<'_>, name: &str) -> Result<Action, Failure> {
 /// not a token the service issues (64 lowercase hex digits): such a string
 /// names no session, exactly as `bisman serve` answers 401 for it.
 pub fn presented_token(v: &Unknown<'_>, name: &str) -> Result<Option<SessionToken>, Failure> {
-    let s = string(v, name)?;
-    Ok(SessionToken::parse(&s))
+    with_str(v, name, |s| Ok(SessionToken::parse(s)))
 }
 
 /// A session token the caller claims is one (to hash it, or to revoke its

@@ -12,6 +12,12 @@
 //! plan's objects (`sessionCache`, `permissionCache`, `invalidate`, `redis`)
 //! as `async` functions, so that an argument error thrown here arrives as a
 //! rejected promise like every other error.
+//!
+//! Panics: the argument checks run under [`bridge::guard`] and the cache's
+//! work under the bridge's `catch_unwind`, so a panic is a `Failure` with
+//! code `INTERNAL`. Every export is also `#[napi(catch_unwind)]`, so that a
+//! panic anywhere else in a call (napi-rs's own conversions) is thrown as an
+//! error instead of unwinding into Node.js, which would abort the process.
 
 pub mod args;
 pub mod bridge;
@@ -43,7 +49,7 @@ macro_rules! checked {
 
 /// The environment variables the package reads (their values are handed
 /// over by [`provide_environment`] on first use).
-#[napi]
+#[napi(catch_unwind)]
 pub fn environment_variables() -> Vec<&'static str> {
     settings::variables()
 }
@@ -51,7 +57,7 @@ pub fn environment_variables() -> Vec<&'static str> {
 /// Records the environment variables' values for the first opening (the
 /// JavaScript side reads them from `process.env`, so that Node's own view
 /// of the environment is the one used).
-#[napi]
+#[napi(catch_unwind)]
 pub fn provide_environment(env: Env, vars: Unknown<'_>) -> napi::Result<Js> {
     let vars = checked!(env, env_map(&vars));
     instance::provide_environment(vars);
@@ -60,7 +66,7 @@ pub fn provide_environment(env: Env, vars: Unknown<'_>) -> napi::Result<Js> {
 
 /// `configure(options)`: options over the environment, checked now, used
 /// when the cache is first used.
-#[napi]
+#[napi(catch_unwind)]
 pub fn configure(env: Env, options: Unknown<'_>, vars: Unknown<'_>) -> napi::Result<Js> {
     let (options, vars) = checked!(
         env,
@@ -82,7 +88,7 @@ fn env_map(vars: &Unknown<'_>) -> Result<HashMap<String, String>, Failure> {
 
 /// `close()`: leaves the invalidation bus (so invalidations stop waiting for
 /// this process) and closes the database pool.
-#[napi]
+#[napi(catch_unwind)]
 pub fn close(env: Env) -> napi::Result<Js> {
     settle(&env, async {
         instance::close().await;
@@ -92,7 +98,7 @@ pub fn close(env: Env) -> napi::Result<Js> {
 
 /// `sessionCache.getSessionWithFallback(token)`: the live session of a
 /// token, or `null`.
-#[napi]
+#[napi(catch_unwind)]
 pub fn get_session_with_fallback(env: Env, token: Unknown<'_>) -> napi::Result<Js> {
     let token = checked!(env, args::presented_token(&token, "token"));
     settle(&env, async move {
@@ -109,7 +115,7 @@ pub fn get_session_with_fallback(env: Env, token: Unknown<'_>) -> napi::Result<J
 /// `user_sessions` holds for `tokenHash`, which must belong to
 /// `session.user_id`; the row decides everything else. The session, or
 /// `null` when no live session has that hash.
-#[napi]
+#[napi(catch_unwind)]
 pub fn set_session(env: Env, token_hash: Unknown<'_>, session: Unknown<'_>) -> napi::Result<Js> {
     let (hash, claimed) = checked!(env, {
         let hash = args::token_hash(&token_hash, "tokenHash")?;
@@ -162,7 +168,7 @@ fn claimed_session(session: &serde_json::Map<String, Value>) -> Result<Option<i3
 /// `sessionCache.setSessionForToken(token)`: `setSession` for a caller that
 /// holds the token itself: the package hashes it, so the hash cannot be
 /// computed wrongly. The session, or `null`.
-#[napi]
+#[napi(catch_unwind)]
 pub fn set_session_for_token(env: Env, token: Unknown<'_>) -> napi::Result<Js> {
     let token = checked!(env, args::token(&token, "token"));
     settle(&env, async move {
@@ -174,7 +180,7 @@ pub fn set_session_for_token(env: Env, token: Unknown<'_>) -> napi::Result<Js> {
 
 /// `sessionCache.hashToken(token)`: the SHA-256 of a token as
 /// `user_sessions.token_hash` holds it (what `setSession` expects).
-#[napi]
+#[napi(catch_unwind)]
 pub fn hash_token(env: Env, token: Unknown<'_>) -> napi::Result<Js> {
     let token = checked!(env, args::token(&token, "token"));
     now(&env, Ok(Value::from(token.hash().to_hex())))
@@ -183,7 +189,7 @@ pub fn hash_token(env: Env, token: Unknown<'_>) -> napi::Result<Js> {
 /// `sessionCache.revokeSession(token)`: logs one session out: revoked in
 /// PostgreSQL, dropped from every cache of every instance before this
 /// returns. The user's id when the session was live, else `null`.
-#[napi]
+#[napi(catch_unwind)]
 pub fn revoke_session(env: Env, token: Unknown<'_>) -> napi::Result<Js> {
     let token = checked!(env, args::token(&token, "token"));
     settle(&env, async move {
@@ -196,7 +202,7 @@ pub fn revoke_session(env: Env, token: Unknown<'_>) -> napi::Result<Js> {
 /// `sessionCache.invalidateUserSessions(userId, { exceptToken })`: ends every
 /// session of the user (but the one of `exceptToken`), in PostgreSQL and in
 /// every cache. How many ended.
-#[napi]
+#[napi(catch_unwind)]
 pub fn invalidate_user_sessions(
     env: Env,
     user_id: Unknown<'_>,
@@ -239,7 +245,7 @@ pub fn invalidate_user_sessions(
 /// `permissionCache.getUserPermissionsWithFallback(userId, userType)`: the
 /// user's effective permissions (the body of `GET /api/v1/me/permissions`),
 /// or `null` for an unknown user.
-#[napi]
+#[napi(catch_unwind)]
 pub fn get_user_permissions_with_fallback(
     env: Env,
     user_id: Unknown<'_>,
@@ -263,7 +269,7 @@ pub fn get_user_permissions_with_fallback(
 }
 
 /// `permissionCache.hasModulePermission(userId, userType, module)`.
-#[napi]
+#[napi(catch_unwind)]
 pub fn has_module_permission(
     env: Env,
     user_id: Unknown<'_>,
@@ -290,7 +296,7 @@ pub fn has_module_permission(
 
 /// `permissionCache.hasPagePermission(userId, userType, module, page)`:
 /// whether any action on the page is allowed.
-#[napi]
+#[napi(catch_unwind)]
 pub fn has_page_permission(
     env: Env,
     user_id: Unknown<'_>,
@@ -320,7 +326,7 @@ pub fn has_page_permission(
 /// `permissionCache.hasActionPermission(userId, userType, module, page,
 /// action)`: whether one action is allowed (what `GET
 /// /api/v1/permissions/check` answers).
-#[napi]
+#[napi(catch_unwind)]
 pub fn has_action_permission(
     env: Env,
     user_id: Unknown<'_>,
@@ -352,7 +358,7 @@ pub fn has_action_permission(
 /// `permissionCache.invalidateUserPermissions(userId)`: after the user's
 /// roles changed (committed); returns once no instance serves the old
 /// permissions. How the other instances were reached.
-#[napi]
+#[napi(catch_unwind)]
 pub fn invalidate_user_permissions(env: Env, user_id: Unknown<'_>) -> napi::Result<Js> {
     let user = checked!(env, args::id(&user_id, "userId"));
     settle(&env, async move {
@@ -368,7 +374,7 @@ pub fn invalidate_user_permissions(env: Env, user_id: Unknown<'_>) -> napi::Resu
 
 /// `permissionCache.invalidateSuperAdminPermissions(superAdminId)`: after a
 /// super admin's modules or status changed; reaches every user under them.
-#[napi]
+#[napi(catch_unwind)]
 pub fn invalidate_super_admin_permissions(
     env: Env,
     super_admin_id: Unknown<'_>,
@@ -387,7 +393,7 @@ pub fn invalidate_super_admin_permissions(
 
 /// `permissionCache.invalidateRolePermissions(roleId)`: after a role's page
 /// permissions changed; reaches every user holding the role.
-#[napi]
+#[napi(catch_unwind)]
 pub fn invalidate_role_permissions(env: Env, role_id: Unknown<'_>) -> napi::Result<Js> {
     let role = checked!(env, args::id(&role_id, "roleId"));
     settle(&env, async move {
@@ -403,7 +409,7 @@ pub fn invalidate_role_permissions(env: Env, role_id: Unknown<'_>) -> napi::Resu
 
 /// `invalidate(event, id)`: one of spec §4's five events, after the change
 /// committed; returns once no instance serves what it revoked.
-#[napi]
+#[napi(catch_unwind)]
 pub fn invalidate(env: Env, event: Unknown<'_>, id: Unknown<'_>) -> napi::Result<Js> {
     let (event, id) = checked!(
         env,
@@ -419,7 +425,7 @@ pub fn invalidate(env: Env, event: Unknown<'_>, id: Unknown<'_>) -> napi::Result
 /// `redis.info(section)`: the shared store's `keyspace_hits` and
 /// `keyspace_misses` (summed over a cluster's nodes) in Redis's `INFO
 /// stats` text format. Only the `stats` section exists.
-#[napi]
+#[napi(catch_unwind)]
 pub fn redis_info(env: Env, section: Unknown<'_>) -> napi::Result<Js> {
     checked!(env, {
         let undefined = section
@@ -442,7 +448,7 @@ pub fn redis_info(env: Env, section: Unknown<'_>) -> napi::Result<Js> {
 }
 
 /// `redis.stats()`: the same counters as an object.
-#[napi]
+#[napi(catch_unwind)]
 pub fn redis_stats(env: Env) -> napi::Result<Js> {
     settle(&env, async move {
         Ok(convert::to_value(&server_stats().await?))
@@ -464,7 +470,7 @@ async fn server_stats() -> Result<bisman_cache::store::ServerStats, Failure> {
 
 /// `stats()`: hits, misses, fills, invalidations and errors per namespace
 /// and layer, as `bisman cache stats` shows them.
-#[napi]
+#[napi(catch_unwind)]
 pub fn stats(env: Env) -> napi::Result<Js> {
     settle(&env, async move {
         let i = instance::current().await?;
@@ -473,7 +479,7 @@ pub fn stats(env: Env) -> napi::Result<Js> {
 }
 
 /// `health()`: whether the store answers and the near-cache may serve.
-#[napi]
+#[napi(catch_unwind)]
 pub fn health(env: Env) -> napi::Result<Js> {
     settle(&env, async move {
         let i = instance::current().await?;
@@ -485,7 +491,7 @@ pub fn health(env: Env) -> napi::Result<Js> {
 /// are checked (`"check"`), on its first poll (`"sync"`) or on the runtime
 /// after an await (`"async"`), to show that a panic is an error with code
 /// `INTERNAL`, never a crash. Not part of the package's API.
-#[napi(js_name = "__panicForTests")]
+#[napi(js_name = "__panicForTests", catch_unwind)]
 pub fn panic_for_tests(env: Env, when: Unknown<'_>) -> napi::Result<Js> {
     let when = checked!(env, {
         let when = args::string(&when, "when")?;
