@@ -10,7 +10,9 @@
 //! `REDIS_URL` picks the store ([`CacheMode`]): `redis://` / `rediss://`,
 //! `redis+cluster://h:p,h:p` (or a comma list), `memory`, `postgres` (the
 //! spec's `permission_cache` table with LISTEN/NOTIFY), or `disabled` (every
-//! lookup reads PostgreSQL).
+//! lookup reads PostgreSQL). [`CacheConfig::from_env`] reads `REDIS_URL` and
+//! the `BISMAN_*` cache variables exactly as `bisman serve` does, for other
+//! processes that embed the cache (the Node.js package in `bindings/node`).
 //!
 //! # Consistency
 //!
