@@ -9,7 +9,7 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { Client } = require('pg');
-const { setUp } = require('./helpers');
+const { redisUrl, setUp } = require('./helpers');
 
 let env;
 before(async () => {
@@ -151,4 +151,38 @@ test('concurrent misses in Node.js make one load, and all see the revocation aft
     cache.permissionCache.hasPagePermission(manager.id, 'MANAGER', 'payments', 'list')));
   assert.ok(again.every((v) => v === false));
   await reassignPayments(operator);
+});
+
+test('500 checks at once on a two-connection pool without a cache: every one answered, correctly', async () => {
+  const { cache, db, facts, prefix } = env;
+  const { manager, staff } = facts.users;
+  await cache.close();
+  cache.configure({ databaseUrl: db.url, redisUrl: 'disabled', dbPoolSize: 2 });
+  try {
+    const asks = Array.from({ length: 500 }, (_, i) =>
+      i % 2
+        ? cache.permissionCache.hasPagePermission(manager.id, 'MANAGER', 'payments', 'list')
+        : cache.permissionCache.hasPagePermission(staff.id, 'STAFF', 'payments', 'list'));
+    const answers = await Promise.all(asks);
+    answers.forEach((a, i) => assert.equal(a, i % 2 === 1, `check ${i}`));
+  } finally {
+    await cache.close();
+    cache.configure({ databaseUrl: db.url, redisUrl: redisUrl(), cachePrefix: prefix });
+  }
+});
+
+test('close() with calls in flight: every call settles, as an answer or a coded error', async () => {
+  const { cache, db, facts, prefix } = env;
+  const { manager } = facts.users;
+  await cold();
+  const inFlight = Array.from({ length: 200 }, (_, i) =>
+    cache.permissionCache.hasPagePermission(manager.id, 'MANAGER', 'payments', i % 3 ? 'list' : 'create'));
+  await cache.close();
+  const settled = await Promise.allSettled(inFlight);
+  for (const s of settled) {
+    if (s.status === 'fulfilled') assert.equal(typeof s.value, 'boolean');
+    else assert.ok(['CACHE_CLOSED', 'CACHE_UNAVAILABLE'].includes(s.reason.code), s.reason.message);
+  }
+  cache.configure({ databaseUrl: db.url, redisUrl: redisUrl(), cachePrefix: prefix });
+  assert.equal(await cache.permissionCache.hasPagePermission(manager.id, 'MANAGER', 'payments', 'list'), true);
 });
