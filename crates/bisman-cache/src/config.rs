@@ -168,8 +168,9 @@ impl Default for NearConfig {
     }
 }
 
-/// Everything the cache needs.
-#[derive(Debug, Clone)]
+/// Everything the cache needs ([`CacheConfig::from_env`] reads it from the
+/// variables `bisman serve` uses).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheConfig {
     /// The shared store.
     pub mode: CacheMode,

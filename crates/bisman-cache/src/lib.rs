@@ -10,7 +10,9 @@
 //! `REDIS_URL` picks the store ([`CacheMode`]): `redis://` / `rediss://`,
 //! `redis+cluster://h:p,h:p` (or a comma list), `memory`, `postgres` (the
 //! spec's `permission_cache` table with LISTEN/NOTIFY), or `disabled` (every
-//! lookup reads PostgreSQL).
+//! lookup reads PostgreSQL). [`CacheConfig::from_env`] reads `REDIS_URL` and
+//! the `BISMAN_*` cache variables exactly as `bisman serve` does, for other
+//! processes that embed the cache (the Node.js package in `bindings/node`).
 //!
 //! # Consistency
 //!
@@ -42,6 +44,7 @@ mod cache;
 pub mod clock;
 pub mod config;
 mod engine;
+pub mod env;
 mod error;
 mod events;
 pub(crate) mod flight;
@@ -58,6 +61,7 @@ pub use cache::{Cache, CacheBuilder, CacheHealth};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{CacheConfig, CacheMode, NearConfig, Ttls};
 pub use engine::SourceHook;
+pub use env::parse_duration;
 pub use error::{CacheError, Result};
 pub use events::{InvalidationEvent, InvalidationReport};
 pub use ids::{RoleId, SessionToken, SuperAdminId, TenantId, TokenHash, UserId, UserType};

@@ -261,7 +261,15 @@ impl SessionCache {
     /// (refilling the caches); `None` when it is unknown, expired or revoked.
     #[tracing::instrument(skip_all)]
     pub async fn get_session_with_fallback(&self, token: &SessionToken) -> Result<Option<Session>> {
-        let hash = token.hash();
+        self.get_session_by_hash(token.hash()).await
+    }
+
+    /// [`SessionCache::get_session_with_fallback`] for a caller that holds
+    /// only the token's hash (an ERP backend that hashed the token itself,
+    /// as spec §4's `setSession(tokenHash, …)` does): the same read-through,
+    /// filling the caches from `user_sessions`, which alone decides.
+    #[tracing::instrument(skip_all)]
+    pub async fn get_session_by_hash(&self, hash: TokenHash) -> Result<Option<Session>> {
         let key = self.inner.keys.session(&hash);
         let now = self.now();
         let stats = &self.inner.stats;

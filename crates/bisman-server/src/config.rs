@@ -257,28 +257,9 @@ impl ServeConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Every(pub Option<Duration>);
 
-/// Parses `500ms`, `30s`, `5m`, `6h`, `1d` or a number of seconds.
-pub fn parse_duration(raw: &str) -> Result<Duration, String> {
-    let s = raw.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{raw:?} is not a duration like 500ms, 30s, 5m, 6h or 1d"))?;
-    let unit_ms: u64 = match unit.trim() {
-        "ms" => 1,
-        "" | "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(format!("{raw:?}: unknown unit (use ms, s, m, h or d)")),
-    };
-    let ms = n
-        .checked_mul(unit_ms)
-        .filter(|ms| *ms <= 366 * 86_400_000)
-        .ok_or_else(|| format!("{raw:?} is longer than a year"))?;
-    Ok(Duration::from_millis(ms))
-}
+/// Parses `500ms`, `30s`, `5m`, `6h`, `1d` or a number of seconds: the
+/// cache's own syntax, shared with every process that reads its variables.
+pub use bisman_cache::parse_duration;
 
 /// Parses an interval, or `off` / `0` for a disabled job.
 pub fn parse_every(raw: &str) -> Result<Every, String> {
@@ -301,18 +282,74 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration("6h").unwrap(), Duration::from_secs(6 * 3600));
-        assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86400));
-        for bad in ["", "x", "5w", "-1s", "99999999999999999999d", "400d"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
         assert_eq!(parse_every("off").unwrap(), Every(None));
         assert_eq!(
             parse_every("1h").unwrap(),
             Every(Some(Duration::from_secs(3600)))
         );
         assert!(parse_every("10ms").is_err());
+    }
+
+    /// The cache flags and the shared reader of their variables
+    /// (`CacheConfig::from_vars`, used by the Node.js package) agree, on
+    /// the defaults and on every option set.
+    #[test]
+    fn cache_flags_and_the_shared_variable_reader_agree() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            cache: CacheArgs,
+        }
+        let defaults = Wrapper::try_parse_from(["bisman"]).unwrap().cache;
+        assert_eq!(
+            defaults.cache_config().unwrap(),
+            CacheConfig::from_env().unwrap()
+        );
+        let set = [
+            ("REDIS_URL", "--redis-url", "redis://127.0.0.1:6390"),
+            ("BISMAN_CACHE_PREFIX", "--cache-prefix", "erp:"),
+            ("BISMAN_SESSION_TTL", "--session-ttl", "2h"),
+            ("BISMAN_REFRESH_TTL", "--refresh-ttl", "3d"),
+            (
+                "BISMAN_SESSION_MAX_LIFETIME",
+                "--session-max-lifetime",
+                "4d",
+            ),
+            ("BISMAN_PERMISSIONS_TTL", "--permissions-ttl", "1m"),
+            (
+                "BISMAN_ROLE_PERMISSIONS_TTL",
+                "--role-permissions-ttl",
+                "2m",
+            ),
+            (
+                "BISMAN_MODULE_ASSIGNMENTS_TTL",
+                "--module-assignments-ttl",
+                "3m",
+            ),
+            ("BISMAN_NEAR_CACHE", "--near-cache", "false"),
+            ("BISMAN_NEAR_CACHE_CAPACITY", "--near-cache-capacity", "77"),
+            ("BISMAN_NEAR_CACHE_TTL", "--near-cache-ttl", "5s"),
+            ("BISMAN_NEAR_CACHE_LEASE", "--near-cache-lease", "900ms"),
+            ("BISMAN_CACHE_TIMEOUT", "--cache-timeout", "250ms"),
+        ];
+        assert_eq!(
+            set.iter().map(|(v, _, _)| *v).collect::<Vec<_>>(),
+            bisman_cache::env::VARIABLES,
+            "every variable the shared reader knows has its flag here"
+        );
+        let mut argv = vec!["bisman"];
+        for (_, flag, value) in &set {
+            argv.extend([*flag, *value]);
+        }
+        let flags = Wrapper::try_parse_from(argv).unwrap().cache;
+        let from_vars = CacheConfig::from_vars(|name| {
+            set.iter()
+                .find(|(v, _, _)| *v == name)
+                .map(|(_, _, x)| x.to_string())
+        })
+        .unwrap();
+        assert_eq!(flags.cache_config().unwrap(), from_vars);
     }
 
     #[test]
